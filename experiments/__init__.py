@@ -1,0 +1,1 @@
+"""Hydra entry points and the integrations that agd/ must not import (W&B)."""
