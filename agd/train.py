@@ -53,11 +53,24 @@ def evaluate(model: nn.Module, loader, loss_fn, optimizer=None) -> tuple[torch.T
     return totals[0] / totals[2], totals[1] / totals[2]
 
 
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    """Sum across data-parallel ranks when torch.distributed is running; identity otherwise."""
+def _all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """Sum (or min/max) across data-parallel ranks when torch.distributed is running; identity
+    otherwise."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(t)
+        torch.distributed.all_reduce(t, op=getattr(torch.distributed.ReduceOp, op.upper()))
     return t
+
+
+def _reduce_stats(stats: torch.Tensor) -> torch.Tensor:
+    """Rows of (mean, min, max) over each rank's batches -> over all ranks' batches: the mean of
+    the rank means (every rank holds an equal slice of each global batch, so this is the global
+    mean), the min of the mins and the max of the maxes."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return stats
+    means = _all_reduce(stats[:, 0].contiguous()) / torch.distributed.get_world_size()
+    lows = _all_reduce(stats[:, 1].contiguous(), "min")
+    highs = _all_reduce(stats[:, 2].contiguous(), "max")
+    return torch.stack([means, lows, highs], dim=1)
 
 
 def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test_loader,
@@ -121,6 +134,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
         epoch_totals = _all_reduce(torch.stack([correct, torch.tensor(float(seen), device=device,
                                                                        dtype=torch.float64)]))
         stats = torch.stack([loss_stats.tensors(), eta_stats.tensors(), update_stats.tensors()])
+        first_bad_step = _all_reduce(first_bad_step, "max")  # one rank's NaN stops every rank
         if first_bad_step.item() >= 0:
             raise NonFiniteLossError(
                 f"the training loss became non-finite at epoch {epoch + 1}, step "
@@ -128,9 +142,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
                 "Lower the learning rate or check the data."
             )
         test_loss, test_acc = evaluate(model, test_loader, loss_fn, optimizer)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            stats = _all_reduce(stats) / torch.distributed.get_world_size()  # mean of rank means
-        stats = stats.tolist()
+        stats = _reduce_stats(stats).tolist()
         row = {
             "epoch": epoch + 1,
             "step": (epoch + 1) * steps_per_epoch,

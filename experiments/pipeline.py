@@ -10,15 +10,18 @@ import inspect
 import io
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from agd import distributed
 from agd.data import make_loaders
 from agd.init import init_weights
 from agd.results import (
@@ -34,6 +37,7 @@ from agd.results import (
     write_rows,
 )
 from agd.train import train
+from experiments.loggers import NullLogger
 
 log = logging.getLogger("agd")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,13 +133,16 @@ def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False) -> dict:
     logger = None
     try:
         validate(cfg)
-        summary = _run(cfg, run_dir)
+        # SIGTERM/SIGUSR1 end the run between checkpoint writes (agd/distributed.py)
+        with distributed.StopOnSignal() as guard:
+            summary = _run(cfg, run_dir, guard)
         return summary
     except (ConfigError, FileNotFoundError, FloatingPointError) as err:
         message = str(err)
         if isinstance(err, FloatingPointError) and not message.startswith("the training"):
             message = f"training stopped: {message}"
-        write_json(run_dir / SUMMARY_FILE, {"status": "failed", "error": message})
+        if distributed.detect().is_main:
+            write_json(run_dir / SUMMARY_FILE, {"status": "failed", "error": message})
         print(f"error: {message}", file=sys.stderr)
         if multirun:
             return {"status": "failed", "error": message}
@@ -145,10 +152,43 @@ def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False) -> dict:
             logger.finish()
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict:
+def _rng_states() -> dict:
+    """Every global generator a run may touch. The data order and the paper init use their own
+    generators seeded from (seed, epoch) and seed, so they need no saving."""
+    np_state = np.random.get_state()
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python_rng": random.getstate(),
+            "numpy_rng": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": np_state[2],
+                          "has_gauss": np_state[3], "gauss": np_state[4]}}
+
+
+def _set_rng_states(checkpoint: dict) -> None:
+    torch.set_rng_state(checkpoint["torch_rng"])
+    if checkpoint.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+    if "python_rng" in checkpoint:
+        version, state, gauss = checkpoint["python_rng"]
+        random.setstate((version, tuple(state), gauss))
+    if "numpy_rng" in checkpoint:
+        saved = checkpoint["numpy_rng"]
+        np.random.set_state(("MT19937", saved["key"].numpy().astype(np.uint32), saved["pos"],
+                             saved["has_gauss"], saved["gauss"]))
+
+
+def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None = None) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
+    guard = guard or distributed.StopOnSignal()  # not entered: its critical() is a no-op
+    # data parallel: one process per rank, global batch = batch_size (each rank takes a slice)
+    dist_env = distributed.detect()
+    if cfg.batch_size % dist_env.world_size:
+        raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of the "
+                          f"{dist_env.world_size} data-parallel ranks so each holds an equal slice.")
+    device = distributed.device_for(dist_env, resolve_device(cfg.device))
+    dist_env = distributed.setup(device, dist_env)
+    main = dist_env.is_main  # only rank 0 writes files and talks to W&B
     ckpt_path = run_dir / CHECKPOINT_FILE
-    checkpoint = None
+    checkpoint, previous = None, {}
     if cfg.resume and (run_dir / CONFIG_FILE).exists():
         stored = read_json(run_dir / CONFIG_FILE)
         if semantic_config(stored) != semantic_config(config):
@@ -156,15 +196,16 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
                 f"{run_dir} already holds a run with a different config; pass resume=false to "
                 "overwrite it or choose another directory.")
         summary_path = run_dir / SUMMARY_FILE
-        if summary_path.exists() and read_json(summary_path).get("status") == "complete":
-            summary = read_json(summary_path)
-            print(f"already complete: {run_dir} (pass resume=false to train again)")
-            return summary
+        previous = read_json(summary_path) if summary_path.exists() else {}
+        if previous.get("status") == "complete":
+            if main:
+                print(f"already complete: {run_dir} (pass resume=false to train again)")
+            return previous
         if ckpt_path.exists():
             checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    distributed.barrier()  # every rank has read the run dir before rank 0 changes it
 
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
     data = _build("data", cfg.data)
     model = build_model(cfg.model, data)
     if cfg.optimizer.init == "paper":
@@ -172,55 +213,84 @@ def _run(cfg: DictConfig, run_dir: Path) -> dict:
     model.to(device)
     optimizer = build_optimizer(cfg.optimizer, model)
     loss_fn = _build("loss", cfg.loss, num_classes=data.num_classes)
-    train_loader, test_loader = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device)
+    train_loader, test_loader = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device,
+                                             rank=dist_env.rank, world_size=dist_env.world_size)
 
-    rows, step_rows, start_epoch, time_offset, wandb_id = [], [], 0, 0.0, None
+    rows, step_rows, start_epoch, time_offset = [], [], 0, 0.0
+    # the W&B id survives in summary.json from the first second, in the checkpoint after epoch 1
+    wandb_id, logged_epoch = previous.get("wandb_id"), previous.get("logged_epoch", 0)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["torch_rng"])
+        _set_rng_states(checkpoint)
         rows, step_rows = checkpoint["rows"], checkpoint["step_rows"]
-        start_epoch, wandb_id = checkpoint["epoch"], checkpoint.get("wandb_id")
+        start_epoch, wandb_id = checkpoint["epoch"], checkpoint.get("wandb_id") or wandb_id
         time_offset = rows[-1]["time_s"] if rows else 0.0
         log.info("resuming %s from epoch %d", run_dir, start_epoch)
-    else:
+        if main:  # the tables follow the checkpoint, whatever was written after it
+            with guard.critical():
+                write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
+                if step_rows:
+                    write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
+    elif main:
+        logged_epoch = 0
         for stale in (METRICS_FILE, STEPS_FILE, CHECKPOINT_FILE):
             (run_dir / stale).unlink(missing_ok=True)
-    write_json(run_dir / CONFIG_FILE, config)
-    write_json(run_dir / SUMMARY_FILE, {"status": "running"})
+    if main:
+        for leftover in run_dir.glob(".*.tmp"):  # temp files of a write that was killed
+            leftover.unlink(missing_ok=True)
+        write_json(run_dir / CONFIG_FILE, config)
+    train_model = distributed.wrap_model(model, dist_env)  # DDP: gradients averaged over ranks
 
-    logger = _build("logger", cfg.logger)
+    logger = _build("logger", cfg.logger) if main else NullLogger()
     wandb_id = logger.start(config, str(run_dir), group=cfg.group, tags=cfg.tags, run_id=wandb_id)
+
+    def write_running(epoch: int) -> None:
+        if main:
+            write_json(run_dir / SUMMARY_FILE,
+                       {"status": "running", "wandb_id": wandb_id, "logged_epoch": epoch})
+
+    for row in rows:  # rows checkpointed but not yet mirrored to W&B when the run was killed
+        if row["epoch"] > logged_epoch:
+            logger.log(row, step=row["epoch"])
+    write_running(rows[-1]["epoch"] if rows else 0)
     exit_code = 1
     try:
         def on_steps(new_rows):
             step_rows.extend(new_rows)
-            write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
-            logger.log_steps(new_rows)
+            if main:
+                with guard.critical():
+                    write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
+                logger.log_steps(new_rows)
 
         def on_epoch(row):
             rows.append(row)
-            save_checkpoint(run_dir, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "epoch": row["epoch"], "rows": rows, "step_rows": step_rows,
-                "torch_rng": torch.get_rng_state(), "wandb_id": wandb_id})
-            write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
-            logger.log(row, step=row["epoch"])
+            if not main:
+                return
+            with guard.critical():  # a SIGTERM waits until checkpoint and table agree
+                save_checkpoint(run_dir, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "epoch": row["epoch"], "rows": rows, "step_rows": step_rows,
+                    "wandb_id": wandb_id, **_rng_states()})
+                write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
+                logger.log(row, step=row["epoch"])
+                write_running(row["epoch"])
 
         started = time.perf_counter()
-        train(model, optimizer, train_loader, test_loader, loss_fn, cfg.epochs,
+        train(train_model, optimizer, train_loader, test_loader, loss_fn, cfg.epochs,
               start_epoch=start_epoch, step_rows=cfg.step_rows, time_offset=time_offset,
               track_update_size=cfg.track_update_size, on_epoch=on_epoch,
-              on_steps=on_steps if cfg.step_rows else None, progress=cfg.progress)
+              on_steps=on_steps if cfg.step_rows else None, progress=cfg.progress and main)
         final = rows[-1]
         summary = {"status": "complete", "epochs": final["epoch"],
                    "train_loss": final["train_loss"], "train_acc": final["train_acc"],
                    "test_loss": final["test_loss"], "test_acc": final["test_acc"],
                    "time_s": final["time_s"], "wall_s_this_session": time.perf_counter() - started,
-                   "run_dir": str(run_dir)}
-        write_json(run_dir / SUMMARY_FILE, summary)
-        print(f"done: {run_dir} | epochs {final['epoch']} | train acc {final['train_acc']:.4f} | "
-              f"test acc {final['test_acc']:.4f} | {final['time_s']:.1f} s")
+                   "run_dir": str(run_dir), "wandb_id": wandb_id, "world_size": dist_env.world_size}
+        if main:
+            write_json(run_dir / SUMMARY_FILE, summary)
+            print(f"done: {run_dir} | epochs {final['epoch']} | train acc {final['train_acc']:.4f} | "
+                  f"test acc {final['test_acc']:.4f} | {final['time_s']:.1f} s")
         exit_code = 0
         return summary
     finally:
