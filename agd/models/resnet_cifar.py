@@ -1,0 +1,106 @@
+"""Pre-activation ResNet-18 and ResNet-50 for CIFAR (PAPER.md §3), bias-free, affine-free BN.
+
+Pre-activation (He et al., 2016, "Identity mappings in deep residual networks"): every residual
+branch is BN → ReLU → conv, and the skip path is the identity, or a 1×1 conv (taken from the
+pre-activated input) where the shape changes. Layout: 3×3 stem conv with 64 channels and stride
+1, four stages of widths 64/128/256/512 (strides 1, 2, 2, 2), a final BN → ReLU (the block
+outputs are un-normalised sums), average pool over the 4×4 map, Linear → C.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, affine=False)
+
+
+class PreActBasicBlock(nn.Module):
+    """BN-ReLU-conv3x3, BN-ReLU-conv3x3; output channels = planes."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = _bn(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = _bn(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        skip = self.shortcut(pre) if self.shortcut is not None else x
+        out = self.conv1(pre)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + skip
+
+
+class PreActBottleneck(nn.Module):
+    """BN-ReLU-conv1x1 (→planes), BN-ReLU-conv3x3 (stride), BN-ReLU-conv1x1 (→4·planes)."""
+
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.bn1 = _bn(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn2 = _bn(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = _bn(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != out_planes:
+            self.shortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = F.relu(self.bn1(x))
+        skip = self.shortcut(pre) if self.shortcut is not None else x
+        out = self.conv1(pre)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(F.relu(self.bn3(out)))
+        return out + skip
+
+
+class PreActResNet(nn.Module):
+    """CIFAR pre-activation ResNet; `blocks` per stage, widths 64/128/256/512."""
+
+    def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], num_classes: int = 10,
+                 in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
+        in_planes = 64
+        stages = []
+        for width, count, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2), strict=True):
+            layers = []
+            for i in range(count):
+                layers.append(block(in_planes, width, stride if i == 0 else 1))
+                in_planes = width * block.expansion
+            stages.append(nn.Sequential(*layers))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.bn = _bn(in_planes)
+        self.fc = nn.Linear(in_planes, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.stem(x)
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.relu(self.bn(out))
+        # the paper's avg-pool 4 on the 4×4 map of a 32×32 input; adaptive so 28×28 MNIST works
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.fc(out)
+
+
+class PreActResNet18(PreActResNet):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_channels)
+
+
+class PreActResNet50(PreActResNet):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__(PreActBottleneck, (3, 4, 6, 3), num_classes, in_channels)

@@ -1,0 +1,66 @@
+"""ResNet-50 for ImageNet in torchvision's layout (PAPER.md §3), with bias=False and
+affine=False everywhere.
+
+Layout of torchvision.models.resnet50 (post-activation, "ResNet v1.5": the stride sits on the
+3×3 conv of a bottleneck): 7×7 stride-2 stem → BN → ReLU → 3×3 stride-2 max-pool, stages of
+[3, 4, 6, 3] bottlenecks (widths 64/128/256/512, output 4× width), global average pool,
+Linear(2048 → C). Module names follow torchvision (conv1, bn1, layer1..4, downsample, fc), so a
+torchvision state dict loads after dropping its biases and BN affine parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, affine=False)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, affine=False)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes, affine=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_planes != out_planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_planes, affine=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.downsample(x) if self.downsample is not None else x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + skip)
+
+
+class ResNet50ImageNet(nn.Module):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64, affine=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        in_planes = 64
+        stages = []
+        for width, count, stride in zip((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
+            layers = []
+            for i in range(count):
+                layers.append(Bottleneck(in_planes, width, stride if i == 0 else 1))
+                in_planes = width * Bottleneck.expansion
+            stages.append(nn.Sequential(*layers))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))

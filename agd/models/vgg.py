@@ -1,0 +1,37 @@
+"""VGG-16 for CIFAR (PAPER.md §3): bias-free convs, batch norm without affine parameters."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# channels of each Conv3x3 -> BN -> ReLU stage; "M" is a 2x2 max-pool (PAPER.md §3)
+VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16(nn.Module):
+    """13 Conv3x3(pad 1) → BatchNorm2d(affine=False) → ReLU, five max-pools, Linear(512→C).
+
+    On 32×32 inputs the five pools leave 1×1×512, which is flattened into the classifier, as in
+    the paper. Two choices make other input sizes work without changing the 32×32 network: the
+    pools round up (ceil_mode), so a 28×28 MNIST image ends at 1×1 instead of failing on the
+    fifth pool, and a global average pool (the identity on a 1×1 map) precedes the classifier.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for item in VGG16_LAYOUT:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            else:
+                layers += [nn.Conv2d(channels, item, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(item, affine=False), nn.ReLU(inplace=True)]
+                channels = item
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))

@@ -1,0 +1,131 @@
+"""The CNNs of PAPER.md §3: output shapes, exact parameter counts, and one AGD step each."""
+
+import pytest
+import torch
+
+from agd import AGD, init_weights
+from agd.models import VGG16, PreActResNet18, PreActResNet50, ResNet50ImageNet
+
+# Expected parameter counts, derived by hand (k×k conv: c_in·c_out·k², Linear: in·out, no biases,
+# BatchNorm(affine=False) holds none).
+#
+# VGG-16 CIFAR, conv weights over the layout 64,64,M,128,128,M,256×3,M,512×3,M,512×3,M:
+#   3·64·9 = 1,728; 64·64·9 = 36,864; 64·128·9 = 73,728; 128·128·9 = 147,456; 128·256·9 = 294,912;
+#   2 × 256·256·9 = 1,179,648; 256·512·9 = 1,179,648; 2 × 512·512·9 = 4,718,592;
+#   3 × 512·512·9 = 7,077,888  →  convs 14,710,464;  + Linear 512·C.
+#   The usual CIFAR VGG-16 with biases and affine BN has 14,728,266 for C=10: it adds the 4,224
+#   conv biases (64·2+128·2+256·3+512·6 channels), 2·4,224 = 8,448 BN affine and 10 fc biases.
+VGG16_CONVS = 14_710_464
+# Pre-act ResNet-18 CIFAR: stem 3·64·9 = 1,728; stage1 4 × 64·64·9 = 147,456;
+#   stage2 64·128·9 + 3 × 128·128·9 + 1×1 shortcut 64·128 = 73,728 + 442,368 + 8,192 = 524,288;
+#   stage3 128·256·9 + 3 × 256·256·9 + 128·256 = 294,912 + 1,769,472 + 32,768 = 2,097,152;
+#   stage4 256·512·9 + 3 × 512·512·9 + 256·512 = 1,179,648 + 7,077,888 + 131,072 = 8,388,608;
+#   → 11,159,232 (= torchvision resnet18's 11,689,512 − fc 513,000 − BN affine 2·4,800 − its 7×7
+#   stem 9,408 + the 3×3 stem 1,728), + Linear 512·C.
+RESNET18_CONVS = 11_159_232
+# Pre-act ResNet-50 CIFAR (bottleneck: in·w + 9w² + 4w², shortcut in·4w on the first block):
+#   stem 1,728; stage1 73,728 + 2 × 69,632 = 212,992; stage2 376,832 + 3 × 278,528 = 1,212,416;
+#   stage3 1,507,328 + 5 × 1,114,112 = 7,077,888; stage4 6,029,312 + 2 × 4,456,448 = 14,942,208
+#   → 23,447,232, + Linear 2048·C.
+RESNET50_CONVS = 23_447_232
+# ResNet-50 ImageNet: torchvision resnet50 has 25,557,032 parameters. Minus the fc bias (1,000)
+# and the BN affine parameters, 2 per BN channel: BN channels = stem 64
+#   + stage1 3·(64+64+256) + 256 = 1,408 + stage2 4·(128+128+512) + 512 = 3,584
+#   + stage3 6·(256+256+1024) + 1,024 = 10,240 + stage4 3·(512+512+2048) + 2,048 = 11,264
+#   = 26,560 → 53,120 affine.  25,557,032 − 1,000 − 53,120 = 25,502,912.
+RESNET50_IMAGENET = 25_502_912
+
+
+def count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("make, classes, expected", [
+    (VGG16, 10, VGG16_CONVS + 512 * 10),            # 14,715,584
+    (VGG16, 100, VGG16_CONVS + 512 * 100),          # 14,761,664
+    (PreActResNet18, 10, RESNET18_CONVS + 512 * 10),   # 11,164,352
+    (PreActResNet18, 100, RESNET18_CONVS + 512 * 100),  # 11,210,432
+    (PreActResNet50, 10, RESNET50_CONVS + 2048 * 10),  # 23,467,712
+    (ResNet50ImageNet, 1000, RESNET50_IMAGENET),
+])
+def test_parameter_counts(make, classes, expected):
+    model = make(num_classes=classes)
+    assert count(model) == expected
+    # bias-free and affine-free: every parameter is a matrix or a conv kernel
+    assert all(p.dim() in (2, 4) for p in model.parameters())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in model.modules())
+
+
+def test_parameter_count_literals():
+    # the sums above, written out, so a typo in a component cannot hide
+    assert VGG16_CONVS + 5_120 == 14_715_584
+    assert RESNET18_CONVS + 5_120 == 11_164_352
+    assert RESNET50_CONVS + 20_480 == 23_467_712
+
+
+def test_mnist_channels_change_only_the_stem():
+    # 1-channel input: the stem loses 2·64·9 weights (3×3) or 2·64·49 (7×7)
+    assert count(VGG16(10, in_channels=1)) == 14_715_584 - 2 * 64 * 9
+    assert count(PreActResNet18(10, in_channels=1)) == 11_164_352 - 2 * 64 * 9
+    assert count(ResNet50ImageNet(1000, in_channels=1)) == RESNET50_IMAGENET - 2 * 64 * 49
+
+
+@pytest.mark.parametrize("make, classes, shape", [
+    (VGG16, 10, (2, 1, 28, 28)),            # MNIST: ceil-mode pools end at 1×1
+    (PreActResNet18, 10, (2, 1, 28, 28)),   # MNIST: 28→28/14/7/4, pooled to 1×1
+])
+def test_mnist_shapes(make, classes, shape):
+    model = make(num_classes=classes, in_channels=shape[1])
+    assert model(torch.randn(shape)).shape == (shape[0], classes)
+
+
+def test_resnet50_imagenet_matches_torchvision_names_and_shapes():
+    torchvision = pytest.importorskip("torchvision")
+    reference = torchvision.models.resnet50()
+    kept = {k: v for k, v in reference.state_dict().items()
+            if not (k.endswith(".bias") or (k.endswith(".weight") and v.dim() == 1))}
+    # strict load: same module names and tensor shapes, minus biases and BN affine weights
+    ResNet50ImageNet().load_state_dict(kept, strict=True)
+
+
+def _agd_step(model, shape, classes):
+    opt = AGD(model.parameters())
+    before = [p.detach().clone() for p in model.parameters()]
+    x, y = torch.randn(shape), torch.randint(0, classes, (shape[0],))
+    out = model(x)
+    assert out.shape == (shape[0], classes)
+    torch.nn.functional.cross_entropy(out, y).backward()
+    eta = opt.step()
+    assert torch.isfinite(eta) and eta > 0
+    moved = [not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True)]
+    assert all(moved), f"{moved.count(False)} weight tensors did not move"
+    assert opt.depth == len(before)
+
+
+CASES = [
+    (VGG16, 100, (2, 3, 32, 32)),
+    (PreActResNet18, 10, (2, 3, 32, 32)),
+    (PreActResNet50, 100, (2, 3, 16, 16)),  # 16×16: a quarter of the FLOPs, same weights
+    (ResNet50ImageNet, 7, (2, 3, 32, 32)),  # small input keeps it fast; the layout is size-free
+]
+
+
+@pytest.mark.parametrize("make, classes, shape", CASES)
+def test_agd_steps_every_weight(make, classes, shape):
+    # AGD's step does not depend on how the weights were initialised; the paper's init of these
+    # nets (one QR per kernel position, ~0.1 s per 512×512 block on a shared CPU) is in the slow
+    # test below.
+    torch.manual_seed(0)
+    _agd_step(make(num_classes=classes, in_channels=shape[1]), shape, classes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, classes, shape", CASES)
+def test_agd_steps_after_paper_init(make, classes, shape):
+    torch.manual_seed(0)
+    model = init_weights(make(num_classes=classes, in_channels=shape[1]), torch.Generator().manual_seed(0))
+    conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[0] == p.shape[1])
+    # every kernel position of a square conv is orthogonal times sqrt(1)/sqrt(kx·ky)
+    block = conv[:, :, 0, 0] * (conv.shape[2] * conv.shape[3]) ** 0.5
+    torch.testing.assert_close(block @ block.T, torch.eye(conv.shape[0]), atol=1e-4, rtol=0)
+    _agd_step(model, shape, classes)
