@@ -1,0 +1,123 @@
+"""A device-resident loader for datasets that fit in memory (airbench-style).
+
+The raw tensors (uint8 images or float features) are moved to the device once. Each epoch draws
+a permutation from a generator seeded by (seed, epoch), so an epoch's batches depend only on the
+seed and the epoch number: resuming at epoch k replays exactly what an uninterrupted run sees.
+Augmentation (random crop with 4 zero pixels of padding, horizontal flip with p = 0.5, each per
+sample, as torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip) runs per batch on the
+device, on raw pixels before normalisation, so padding is black like torchvision's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+PAD = 4  # pixels of zero padding before the random crop (PAPER.md §4)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    # distinct, reproducible streams per (seed, epoch); large odd multiplier avoids collisions
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def random_crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Crop each image of x (N, C, H, W) at offsets (N, 2) in [0, 2·PAD] from its zero-padded
+    copy, then mirror the rows where flips (N,) is True. Pure indexing: no Python loop over N."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD))
+    rows = offsets[:, 0, None] + torch.arange(h, device=x.device)  # (N, H)
+    cols = offsets[:, 1, None] + torch.arange(w, device=x.device)  # (N, W)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class DeviceLoader:
+    """Iterate (inputs, labels) mini-batches of a whole in-memory dataset on `device`.
+
+    With world_size > 1 every rank walks the same global permutation and keeps its own slice of
+    each global batch, so the global batch is `batch_size` whatever the number of ranks.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
+                 mean: tuple[float, ...], std: tuple[float, ...], pixel_scale: float = 255.0,
+                 shuffle: bool = False, augment: bool = False, seed: int = 0,
+                 device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if augment and x.dim() != 4:
+            raise ValueError("augmentation needs images (N, C, H, W); got shape "
+                             f"{tuple(x.shape)}.")
+        if batch_size < world_size:
+            raise ValueError(f"batch_size {batch_size} is smaller than the {world_size} ranks.")
+        self.device = torch.device(device)
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        # normalise as ((x / pixel_scale) - mean) / std == x * a + b, one fused multiply-add
+        std_t = torch.tensor(std, dtype=torch.float32, device=self.device).reshape(shape)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).reshape(shape)
+        self.mul = 1.0 / (pixel_scale * std_t)
+        self.add = -mean_t / std_t
+        self.batch_size = batch_size
+        self.shuffle, self.augment, self.seed = shuffle, augment, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.x)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.add, x.float(), self.mul)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        gen = epoch_generator(self.seed, self.epoch)
+        # drawn on the CPU generator and moved once per epoch: no per-batch host traffic
+        order = torch.randperm(n, generator=gen) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        if self.augment:
+            offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=gen).to(self.device)
+            flips = (torch.rand(n, generator=gen) < 0.5).to(self.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size][self.rank::self.world_size]
+            x = self.x[idx]
+            if self.augment:
+                x = random_crop_flip(x, offsets[idx], flips[idx])
+            yield self.normalise(x), self.y[idx]
+
+
+def make_loaders(data, batch_size: int, *, seed: int, device, rank: int = 0, world_size: int = 1,
+                 eval_batch_size: int = 1000, train_sampler=None, test_sampler=None):
+    """Training loader (shuffled, augmented if the dataset asks) and test loader.
+
+    An ArrayData with loader="device" (the default for every small set) gets a DeviceLoader
+    pair; an ArrayData with loader="torchvision", or a dataset too large for memory (ImageNet's
+    ImageFolderData), gets a DataLoader pair (agd.data.torch_loader), where `train_sampler` /
+    `test_sampler` replace the default shuffling / DistributedSampler.
+    """
+    from agd.data.base import ArrayData
+
+    if not (isinstance(data, ArrayData) and data.loader == "device"):
+        from agd.data.torch_loader import make_dataloaders
+
+        return make_dataloaders(data, batch_size, seed=seed, device=device, rank=rank,
+                                world_size=world_size, eval_batch_size=eval_batch_size,
+                                train_sampler=train_sampler, test_sampler=test_sampler)
+    common = dict(mean=data.mean, std=data.std, pixel_scale=data.pixel_scale, device=device,
+                  rank=rank, world_size=world_size)
+    train = DeviceLoader(data.x_train, data.y_train, batch_size, shuffle=True,
+                         augment=data.augment, seed=seed, **common)
+    test = DeviceLoader(data.x_test, data.y_test, max(eval_batch_size, world_size), **common)
+    return train, test
