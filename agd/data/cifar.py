@@ -1,0 +1,93 @@
+"""CIFAR-10 and CIFAR-100 from the official "python version" pickle files (PAPER.md §4).
+
+    <root>/cifar-10-batches-py/data_batch_1 … data_batch_5, test_batch   (labels: b"labels")
+    <root>/cifar-100-python/train, test                                   (labels: b"fine_labels")
+
+Each file is a pickled dict whose b"data" is a uint8 array (N, 3072): 1,024 red, then green,
+then blue values of a 32×32 image in row-major order, which reshapes directly to (N, 3, 32, 32).
+These are pickles: only load files you obtained from the official source.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agd.data.base import ArrayData
+from agd.data.files import resolve_root, try_download
+
+# PAPER.md §4 normalisation (per channel, of pixel/255)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
+
+_LAYOUT = {
+    # name: (folder, train files, test files, label key, classes, torchvision class, mean, std)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                "labels", 10, "CIFAR10", CIFAR10_MEAN, CIFAR10_STD),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100, "CIFAR100",
+                 CIFAR100_MEAN, CIFAR100_STD),
+}
+
+
+def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        entry = pickle.load(f, encoding="bytes")
+    # the official files were written by Python 2: keys come back as bytes
+    entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    if "data" not in entry or label_key not in entry:
+        raise ValueError(f"{path} is not a CIFAR batch (expected keys 'data' and '{label_key}', found "
+                         f"{sorted(entry)}).")
+    data = np.asarray(entry["data"], dtype=np.uint8)
+    labels = np.asarray(entry[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"{path}: data of shape {data.shape} with {len(labels)} labels is not CIFAR's "
+                         "(N, 3072) layout.")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _load(name: str, root, download: bool, augment: bool, loader: str, num_workers: int) -> ArrayData:
+    folder, train_files, test_files, label_key, classes, tv_name, mean, std = _LAYOUT[name]
+    base = resolve_root(root)
+    directory = base / folder
+    needed = [directory / f for f in train_files + test_files]
+    reason = "download=false"
+    if not all(p.is_file() for p in needed) and download:
+        import torchvision.datasets
+
+        dataset_cls = getattr(torchvision.datasets, tv_name)
+        reason = try_download(lambda: dataset_cls(root=str(base), train=True, download=True)) or reason
+    missing = [p for p in needed if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{name.upper().replace('CIFAR', 'CIFAR-')} not found: {missing[0]} is missing; extract the official "
+            f"python version (https://www.cs.toronto.edu/~kriz/cifar.html) into {base} so that {directory}/ "
+            f"holds {', '.join(train_files + test_files)}, or point data.root / DATA_DIR at the folder that "
+            f"holds {folder}/ (download not possible: {reason}).")
+    splits = []
+    for files in (train_files, test_files):
+        parts = [_read_batch(directory / f, label_key) for f in files]
+        splits.append((torch.from_numpy(np.concatenate([p[0] for p in parts])),
+                       torch.from_numpy(np.concatenate([p[1] for p in parts]))))
+    (x_train, y_train), (x_test, y_test) = splits
+    for split, y in (("train", y_train), ("test", y_test)):
+        if len(y) and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"{name} {split} labels must lie in 0..{classes - 1}, found {y.min()}..{y.max()}.")
+    return ArrayData(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                     num_classes=classes, mean=mean, std=std, pixel_scale=255.0, augment=augment,
+                     loader=loader, num_workers=num_workers)
+
+
+def load_cifar10(root: str | None = None, download: bool = True, augment: bool = True,
+                 loader: str = "device", num_workers: int = 0) -> ArrayData:
+    """CIFAR-10: 50,000 train / 10,000 test 32×32 RGB images, 10 classes. Training batches get
+    random crop (pad 4) + horizontal flip when `augment` (PAPER.md §4)."""
+    return _load("cifar10", root, download, augment, loader, num_workers)
+
+
+def load_cifar100(root: str | None = None, download: bool = True, augment: bool = True,
+                  loader: str = "device", num_workers: int = 0) -> ArrayData:
+    """CIFAR-100 with its 100 fine labels; same augmentation as CIFAR-10 (PAPER.md §4)."""
+    return _load("cifar100", root, download, augment, loader, num_workers)
