@@ -13,7 +13,7 @@ from agd.data.base import ArrayData, channel_stats
 
 
 def load(image_size: int = 8, channels: int = 1, test_size: int = 497, split_seed: int = 0,
-         augment: bool = False) -> ArrayData:
+         augment: bool = False, loader: str = "device", num_workers: int = 0) -> ArrayData:
     """Deterministic split (1,300 train / 497 test by default) fixed by `split_seed`."""
     from sklearn.datasets import load_digits
 
@@ -46,4 +46,6 @@ def load(image_size: int = 8, channels: int = 1, test_size: int = 497, split_see
         std=std,
         pixel_scale=255.0,
         augment=augment,
+        loader=loader,
+        num_workers=num_workers,
     )

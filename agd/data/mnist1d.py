@@ -11,7 +11,8 @@ import torch
 from agd.data.base import ArrayData, channel_stats, preserved_global_rng
 
 
-def load(seed: int = 42, num_samples: int = 5000, train_split: float = 0.8) -> ArrayData:
+def load(seed: int = 42, num_samples: int = 5000, train_split: float = 0.8, loader: str = "device",
+         num_workers: int = 0) -> ArrayData:
     """Generate MNIST-1D in memory (about 1 s). `seed` fixes the dataset itself; 42 is the
     package's default, so the default matches the published MNIST-1D."""
     # make_dataset is called directly: its download path has no timeout and the machines this
@@ -35,4 +36,6 @@ def load(seed: int = 42, num_samples: int = 5000, train_split: float = 0.8) -> A
         mean=mean,
         std=std,
         pixel_scale=1.0,
+        loader=loader,
+        num_workers=num_workers,
     )
