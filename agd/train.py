@@ -135,10 +135,12 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
                                                                        dtype=torch.float64)]))
         stats = torch.stack([loss_stats.tensors(), eta_stats.tensors(), update_stats.tensors()])
         first_bad_step = _all_reduce(first_bad_step, "max")  # one rank's NaN stops every rank
-        if first_bad_step.item() >= 0:
+        bad_step = first_bad_step.item()
+        if bad_step >= 0:
             raise NonFiniteLossError(
                 f"the training loss became non-finite at epoch {epoch + 1}, step "
-                f"{first_bad_step.item() + 1} (counting from 1); rows up to epoch {epoch} are saved. "
+                f"{bad_step - epoch * steps_per_epoch + 1} of {steps_per_epoch} (global step "
+                f"{bad_step + 1}); rows up to epoch {epoch} are saved. "
                 "Lower the learning rate or check the data."
             )
         test_loss, test_acc = evaluate(model, test_loader, loss_fn, optimizer)
