@@ -1,0 +1,44 @@
+"""PAPER.md table1 measured by agd.memory: optimiser state in units of the weights' bytes."""
+
+import pytest
+import torch
+
+from agd import AGD
+from agd.losses import SquareLoss
+from agd.memory import measure
+from agd.models import FCN
+
+# FCN(depth 3, width 64, in 40, out 10): 40·64 + 64·64 + 64·10 = 2,560 + 4,096 + 640 = 7,296
+# float32 weights = 29,184 bytes, in 3 tensors.
+WEIGHT_BYTES = 29_184
+
+
+def run(make_optimizer):
+    torch.manual_seed(0)
+    model = FCN(depth=3, width=64, in_dim=40, out_dim=10)
+    x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))
+    return measure(model, make_optimizer(model.parameters()), x, y, SquareLoss(10))
+
+
+def test_agd_holds_no_per_parameter_state():
+    report = run(lambda p: AGD(p, check_finite=False))
+    assert report.parameter_bytes == WEIGHT_BYTES
+    # η, the gradient summary and the non-finite step counter: three 0-d tensors, nothing else
+    assert report.state_tensors == report.scalar_tensors == 3
+    assert report.state_bytes <= 3 * 8
+    assert report.total_multiple == pytest.approx(1.0, abs=1e-3)
+
+
+def test_sgd_momentum_holds_one_copy():
+    plain = run(lambda p: torch.optim.SGD(p, lr=0.1))
+    assert plain.state_bytes == 0
+    report = run(lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))
+    assert report.state_bytes == WEIGHT_BYTES  # one momentum buffer per weight
+    assert report.total_multiple == 2.0
+
+
+def test_adam_holds_two_copies():
+    report = run(lambda p: torch.optim.Adam(p, lr=1e-3))
+    # exp_avg and exp_avg_sq per weight, plus one 0-d float32 step counter per tensor
+    assert report.state_bytes == 2 * WEIGHT_BYTES + 3 * 4
+    assert report.total_multiple == pytest.approx(3.0, abs=1e-3)
