@@ -39,9 +39,15 @@ def compose():
     return _compose
 
 
-def run_train(args, runs_dir, timeout=300):
-    """Run `python experiments/train.py ARGS` as a user would; returns CompletedProcess."""
+def run_train(args, runs_dir, timeout=300, env_overrides=None):
+    """Run `python experiments/train.py ARGS` as a user would; returns CompletedProcess.
+    env_overrides: variables to set, or to remove where the value is None."""
     env = dict(os.environ, AGD_RUNS_DIR=str(runs_dir), WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -148,3 +148,13 @@ def test_wandb_logger_offline_records_the_rows(tmp_path):
     assert offline, "no offline W&B run directory was written"
     history = list(offline[0].rglob("*.wandb"))
     assert history and history[0].stat().st_size > 0
+
+
+def test_wandb_online_failure_falls_back_to_offline(tmp_path):
+    pytest.importorskip("wandb")
+    # a syntactically valid but fake key: the online start cannot reach any server here, or is refused
+    proc = run_train(["epochs=1", "logger.mode=online", "logger.init_timeout=3", "progress=false",
+                      "model.width=16"], tmp_path / "runs", timeout=240,
+                     env_overrides={"WANDB_API_KEY": "0" * 40, "WANDB_MODE": None})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list((tmp_path / "runs").rglob("offline-run-*")), proc.stderr[-3000:]
