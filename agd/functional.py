@@ -37,16 +37,32 @@ def weight_scale(shape: torch.Size | tuple[int, ...]) -> float:
     return math.sqrt(fan_out / fan_in) / math.sqrt(kernel_positions)
 
 
-def block_norms(grad: torch.Tensor) -> torch.Tensor:
-    """Frobenius norm of each (out, in) block: a 0-d tensor for a matrix, (kx, ky) for a conv.
+def kernel_square_norms(grad: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius norm of each kernel position W[:, :, i, j] of a conv gradient, as a
+    float32 vector of length kx*ky in (i, j) order (PAPER.md §1.1).
 
-    The conv kernel is viewed as (out*in, kx*ky) so the reduction runs over the leading,
-    contiguous-in-memory-per-column dimension; no transposed copy is made.
+    `grad.norm(dim=(0, 1))` gathers kx*ky-strided elements and runs about 4x slower on a CPU.
+    Here the kernel is viewed as rows of length c_in*kx*ky in memory order (contiguous or
+    channels_last), squared and summed down the rows (long contiguous inner loop), and only the
+    short row of partial sums is folded into its kx*ky positions.
     """
+    c_out, c_in, kx, ky = grad.shape
+    if grad.is_contiguous():
+        rows = grad.reshape(c_out, c_in * kx * ky).float()
+        partial = (rows * rows).sum(0)
+        return partial.reshape(c_in, kx * ky).sum(0)
+    if grad.is_contiguous(memory_format=torch.channels_last):
+        rows = grad.permute(0, 2, 3, 1).reshape(c_out, kx * ky * c_in).float()  # a view
+        partial = (rows * rows).sum(0)
+        return partial.reshape(kx * ky, c_in).sum(1)
+    return kernel_square_norms(grad.contiguous())
+
+
+def block_norms(grad: torch.Tensor) -> torch.Tensor:
+    """Frobenius norm of each (out, in) block: a 0-d tensor for a matrix, (kx, ky) for a conv."""
     if grad.dim() == 2:
-        return torch.linalg.vector_norm(grad)
-    flat = grad.reshape(grad.shape[0] * grad.shape[1], -1)
-    return torch.linalg.vector_norm(flat, dim=0).reshape(grad.shape[2:])
+        return torch.linalg.vector_norm(grad.float())
+    return kernel_square_norms(grad).sqrt().reshape(grad.shape[2:])
 
 
 def gradient_summary(scaled_norm_sums: torch.Tensor, depth: int) -> torch.Tensor:
@@ -58,9 +74,12 @@ def gradient_summary(scaled_norm_sums: torch.Tensor, depth: int) -> torch.Tensor
 
 
 def automatic_learning_rate(summary: torch.Tensor | float) -> torch.Tensor:
-    """η = log((1 + sqrt(1 + 4G)) / 2): the positive root of (e^η − 1) e^η = G (PAPER.md §1)."""
+    """η = log((1 + sqrt(1 + 4G)) / 2): the positive root of (e^η − 1) e^η = G (PAPER.md §1).
+
+    Computed as log(0.5 + sqrt(0.25 + G)), the same number in four tensor ops instead of six.
+    """
     summary = torch.as_tensor(summary)
-    return torch.log((1 + torch.sqrt(1 + 4 * summary)) / 2)
+    return (summary + 0.25).sqrt_().add_(0.5).log_()
 
 
 def relative_update_size(before: list[torch.Tensor], after: list[torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,225 @@
+"""The fast AGD step computes the same numbers as the straightforward one (issue 6).
+
+The reference is `ReferenceAGD` in scripts/bench_optimizer.py: a Python loop over tensors,
+`norm(dim=(0, 1))` per conv, η as a Python float (PAPER.md §1). Testing it here also proves
+that the benchmark times a correct reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import agd.optim
+from agd import AGD, init_weights
+from agd.functional import block_norms, kernel_square_norms
+from agd.models import FCN
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_optimizer.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_optimizer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ReferenceAGD = _load_bench().ReferenceAGD
+
+
+class SmallCNN(nn.Module):
+    """Bias-free: 3x3, 1x1 and 5x3 kernels, a stride, and a matrix head (PAPER.md §1.1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.ReLU(),
+            nn.Conv2d(16, 16, 1, bias=False), nn.ReLU(),
+            nn.Conv2d(16, 12, (5, 3), padding=(2, 1), bias=False), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2))
+        self.head = nn.Linear(48, 10, bias=False)
+
+    def forward(self, x):
+        return self.head(self.body(x).flatten(1))
+
+
+def _model(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = FCN(4, 32, 20, 10) if kind == "fcn" else SmallCNN()
+    return init_weights(model, torch.Generator().manual_seed(0))
+
+
+def _batches(kind: str, n: int):
+    gen = torch.Generator().manual_seed(1)
+    shape = (16, 20) if kind == "fcn" else (16, 3, 8, 8)
+    return [(torch.randn(*shape, generator=gen), torch.randint(0, 10, (16,), generator=gen))
+            for _ in range(n)]
+
+
+def _train(model, opt, batches, channels_last=False):
+    etas = []
+    for x, y in batches:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x)
+        loss = ((out - nn.functional.one_hot(y, 10).float() * math.sqrt(10)) ** 2).mean()
+        for p in model.parameters():
+            p.grad = None
+        loss.backward()
+        etas.append(float(opt.step()))
+    return etas
+
+
+def _max_diff(a: nn.Module, b: nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("kind", ["fcn", "cnn"])
+@pytest.mark.parametrize("check_finite", [True, False])
+def test_fast_step_matches_the_reference_after_ten_steps(kind, check_finite):
+    ours, ref = _model(kind), _model(kind)
+    batches = _batches(kind, 10)
+    etas = _train(ours, AGD(ours.parameters(), check_finite=check_finite), batches)
+    ref_etas = _train(ref, ReferenceAGD(ref.parameters()), batches)
+    assert etas == pytest.approx(ref_etas, rel=1e-5)
+    assert _max_diff(ours, ref) <= 1e-6
+    assert _max_diff(ours, _model(kind)) > 1e-2  # the weights did move
+
+
+def test_channels_last_conv_weights_match_the_reference():
+    ours, ref = _model("cnn"), _model("cnn")
+    ours.to(memory_format=torch.channels_last)
+    assert ours.body[2].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not ours.body[2].weight.is_contiguous()
+    batches = _batches("cnn", 10)
+    etas = _train(ours, AGD(ours.parameters()), batches, channels_last=True)
+    assert ours.body[2].weight.grad.is_contiguous(memory_format=torch.channels_last)
+    ref_etas = _train(ref, ReferenceAGD(ref.parameters()), batches)
+    assert etas == pytest.approx(ref_etas, rel=1e-5)
+    assert _max_diff(ours, ref) <= 1e-6
+
+
+def test_device_path_matches_the_reference(monkeypatch):
+    # The path taken on CUDA and under torch.compile (η and the finite flag stay tensors, no
+    # cached buffers) run eagerly on the CPU by pretending to compile.
+    monkeypatch.setattr(agd.optim, "_is_compiling", lambda: True)
+    ours, ref = _model("cnn"), _model("cnn")
+    batches = _batches("cnn", 10)
+    etas = _train(ours, AGD(ours.parameters(), check_finite=False), batches)
+    ref_etas = _train(ref, ReferenceAGD(ref.parameters()), batches)
+    assert etas == pytest.approx(ref_etas, rel=1e-5)
+    assert _max_diff(ours, ref) <= 1e-6
+
+
+def test_device_path_skips_a_nonfinite_step_without_nan(monkeypatch):
+    monkeypatch.setattr(agd.optim, "_is_compiling", lambda: True)
+    a = nn.Parameter(torch.ones(3, 2))
+    conv = nn.Parameter(torch.ones(2, 2, 3, 3))
+    a.grad = torch.ones(3, 2)
+    conv.grad = torch.ones(2, 2, 3, 3)
+    conv.grad[0, 0, 0, 0] = float("inf")
+    opt = AGD([a, conv], check_finite=False)
+    assert opt.step().item() == 0.0
+    assert opt.state["nonfinite_steps"].item() == 1
+    assert torch.equal(a.data, torch.ones(3, 2)) and torch.equal(conv.data, torch.ones(2, 2, 3, 3))
+    conv.grad[0, 0, 0, 0] = 1.0  # a finite step afterwards moves the weights again
+    assert opt.step().item() > 0
+    assert opt.state["nonfinite_steps"].item() == 1
+    assert not torch.equal(a.data, torch.ones(3, 2))
+
+
+def test_gradients_that_come_and_go_rebuild_the_plan():
+    # which tensors have a gradient changes between steps; every step must match the reference
+    ours, ref = _model("cnn"), _model("cnn")
+    opt, ref_opt = AGD(ours.parameters()), ReferenceAGD(ref.parameters())
+    gen = torch.Generator().manual_seed(3)
+    for step in range(6):
+        for k, (p, q) in enumerate(zip(ours.parameters(), ref.parameters(), strict=True)):
+            if (k + step) % 3 == 0:
+                p.grad = q.grad = None
+            else:
+                g = torch.randn(p.shape, generator=gen)
+                p.grad, q.grad = g.clone(), g.clone()
+        assert opt.step().item() == pytest.approx(ref_opt.step(), rel=1e-5)
+    assert _max_diff(ours, ref) <= 1e-6
+
+
+def test_gain_change_between_steps_is_honoured():
+    p, q = nn.Parameter(torch.ones(4, 3)), nn.Parameter(torch.ones(4, 3))
+    opt = AGD([p])
+    for gain in (1.0, 3.0):
+        opt.param_groups[0]["gain"] = gain
+        ref = ReferenceAGD([q], gain=gain)
+        p.grad = q.grad = torch.arange(12.0).reshape(4, 3)
+        opt.step()
+        ref.step()
+        torch.testing.assert_close(p.data, q.data, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_kernel_square_norms_for_every_layout(layout):
+    gen = torch.Generator().manual_seed(4)
+    grad = torch.randn(6, 5, 3, 2, generator=gen)
+    expected = torch.stack([grad[:, :, i, j].double().norm() for i in range(3) for j in range(2)])
+    if layout == "channels_last":
+        grad = grad.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        grad = torch.randn(6, 10, 3, 2, generator=gen)[:, ::2]
+        expected = torch.stack([grad[:, :, i, j].double().norm() for i in range(3) for j in range(2)])
+    torch.testing.assert_close(kernel_square_norms(grad).double().sqrt(), expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(block_norms(grad).double(), expected.reshape(3, 2), rtol=1e-6, atol=0)
+
+
+def test_step_makes_no_host_to_device_tensor_from_python_lists(monkeypatch):
+    # the per-group scale vectors are cached: after the first step, torch.tensor is not called
+    model = _model("cnn")
+    opt = AGD(model.parameters(), check_finite=False)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    calls = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: calls.append(a) or real(*a, **k))
+    opt.step()
+    opt.step()
+    assert calls == []
+
+
+def _compiled_train(backend: str, steps: int = 3):
+    eager, compiled = _model("fcn"), _model("fcn")
+    opt_e = AGD(eager.parameters(), check_finite=False)
+    opt_c = AGD(compiled.parameters(), check_finite=False)
+    batches = _batches("fcn", steps)
+
+    def train_step(model, opt, x, y):
+        loss = ((model(x) - nn.functional.one_hot(y, 10).float()) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return opt.step()
+
+    step_c = torch.compile(train_step, backend=backend)
+    torch._dynamo.reset()
+    for x, y in batches:
+        eta_e = train_step(eager, opt_e, x, y)
+        eta_c = step_c(compiled, opt_c, x, y)
+        assert eta_c.item() == pytest.approx(eta_e.item(), rel=1e-5)
+    assert _max_diff(eager, compiled) <= 1e-6
+    assert opt_c.state["step"] == steps
+
+
+def test_forward_backward_and_step_trace_under_torch_compile():
+    # dynamo + AOT autograd (functionalisation of the in-place update) without C++ codegen
+    _compiled_train("aot_eager")
+
+
+@pytest.mark.slow
+def test_forward_backward_and_step_compile_with_inductor():
+    # the full inductor path; ~45 s cold on a 2-core CPU, a few seconds with a warm cache
+    _compiled_train("inductor", steps=4)
