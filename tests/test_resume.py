@@ -17,8 +17,9 @@ from conftest import REPO, run_train
 from agd import distributed
 from experiments.pipeline import run
 
-ARGS = ["epochs=6", "logger=none", "progress=false", "model.width=128", "device=cpu"]
-RUN = "epochs=6,model.width=128"
+EPOCHS = 4
+ARGS = [f"epochs={EPOCHS}", "logger=none", "progress=false", "model.width=64", "device=cpu"]
+RUN = f"epochs={EPOCHS},model.width=64"
 
 
 def _metrics_without_time(run_dir):
@@ -59,7 +60,7 @@ def _finish_and_compare(runs, reference):
     run_dir = runs / "train" / RUN
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"
     got = _metrics_without_time(run_dir)
-    assert [row[0] for row in got[1:]] == [str(e) for e in range(1, 7)]  # none missing, none twice
+    assert [row[0] for row in got[1:]] == [str(e) for e in range(1, EPOCHS + 1)]  # none missing, none twice
     expected = _metrics_without_time(reference / "train" / RUN)
     assert got == expected  # bit for bit on the CPU, every column but time_s
     assert not list(run_dir.glob(".*.tmp"))
@@ -82,7 +83,7 @@ def test_sigkill_mid_epoch_then_relaunch_equals_uninterrupted_run(tmp_path):
             p.communicate()
     killed_at = torch.load(checkpoint, weights_only=True)["epoch"]
     status = json.loads((checkpoint.parent / "summary.json").read_text())["status"]
-    assert killed_at < 6 and status == "running", "the kill landed after the last epoch"
+    assert killed_at < EPOCHS and status == "running", "the kill landed after the last epoch"
     _finish_and_compare(runs, reference)
 
 
@@ -103,7 +104,7 @@ def test_sigterm_stops_at_once_with_exit_75_and_the_run_resumes(tmp_path):
         for p in (proc, uninterrupted):
             p.kill()
             p.communicate()
-    assert 2 <= torch.load(checkpoint, weights_only=True)["epoch"] < 6
+    assert 2 <= torch.load(checkpoint, weights_only=True)["epoch"] < EPOCHS
     _finish_and_compare(runs, reference)
 
 
