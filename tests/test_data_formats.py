@@ -105,3 +105,35 @@ def test_cifar_torchvision_loader_option(tmp_path):
     torch.testing.assert_close(x, (raw - mean) / std)
     with pytest.raises(ValueError, match="loader must be one of"):
         cifar.load_cifar10(root=str(tmp_path), download=False, loader="dali")
+
+
+def test_download_is_tried_through_torchvision_when_files_are_missing(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    def fake_cifar10(root, train, download):  # stands in for the network: writes the files
+        calls.append((root, train, download))
+        write_cifar10(tmp_path)
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    d = cifar.load_cifar10(root=str(tmp_path))
+    assert calls == [(str(tmp_path), True, True)] and len(d.x_train) == 20
+    cifar.load_cifar10(root=str(tmp_path))  # files present: no second download
+    assert len(calls) == 1
+
+
+def test_offline_download_failure_is_one_clear_sentence(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(**kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(FileNotFoundError) as err:
+        mnist.load(root=str(tmp_path))
+    message = str(err.value)
+    assert message.startswith("MNIST not found") and "name resolution" in message and "\n" not in message
+    assert str(tmp_path / "MNIST" / "raw") in message
