@@ -23,9 +23,10 @@ def run(make_optimizer):
 def test_agd_holds_no_per_parameter_state():
     report = run(lambda p: AGD(p, check_finite=False))
     assert report.parameter_bytes == WEIGHT_BYTES
-    # η, the gradient summary and the non-finite step counter: three 0-d tensors, nothing else
-    assert report.state_tensors == report.scalar_tensors == 3
-    assert report.state_bytes <= 3 * 8
+    # only a few 0-d tensors (η, the gradient summary, the non-finite step counter when written),
+    # nothing of a weight's size
+    assert report.state_tensors == report.scalar_tensors
+    assert 1 <= report.state_tensors <= 8 and report.state_bytes <= 8 * report.state_tensors
     assert report.total_multiple == pytest.approx(1.0, abs=1e-3)
 
 
