@@ -29,3 +29,48 @@ class RunningStats:
     def tensors(self) -> torch.Tensor:
         """(mean, min, max) stacked, still on the device."""
         return torch.stack([self.total / max(self.count, 1), self.low, self.high])
+
+
+class UpdateSizeMeter:
+    """Relative update size of one optimiser step, (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F over
+    `weights` (PAPER.md fig2), as a 0-d device tensor.
+
+    An optimiser that measures its own update over exactly these weights (agd.AGD with
+    `measure_update_size`) reports it with no copy of the weights. For any other the weights
+    are copied, before the step, into buffers allocated once (not every step), and the norms of
+    the difference taken after it.
+    """
+
+    def __init__(self, optimizer, weights: list[torch.Tensor], enabled: bool = True):
+        self.optimizer, self.weights, self.enabled = optimizer, weights, enabled
+        self.native = False
+        if enabled and hasattr(optimizer, "measure_update_size"):
+            held = [p for group in optimizer.param_groups for p in group["params"]]
+            if len(held) == len(weights) and {id(p) for p in held} == {id(w) for w in weights}:
+                optimizer.measure_update_size = True
+                self.native = True
+        self._before: list[torch.Tensor] | None = None
+        self._norms: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        if not self.enabled or self.native or not self.weights:
+            return
+        if self._before is None or any(b.shape != w.shape or b.device != w.device
+                                       for b, w in zip(self._before, self.weights, strict=True)):
+            self._before = [torch.empty_like(w) for w in self.weights]
+        torch._foreach_copy_(self._before, self.weights)
+        self._norms = torch.stack(torch._foreach_norm(self.weights))
+
+    @torch.no_grad()
+    def after_step(self) -> torch.Tensor:
+        device = self.weights[0].device if self.weights else torch.device("cpu")
+        if not self.enabled or not self.weights:
+            return torch.zeros((), device=device)
+        if self.native:
+            return self.optimizer.state["update_size"].detach()
+        torch._foreach_sub_(self._before, self.weights)  # before - after = -ΔW, in place
+        moved = torch.stack(torch._foreach_norm(self._before))
+        norms = self._norms
+        ratio = torch.where(norms > 0, moved / norms.clamp_min(torch.finfo(norms.dtype).tiny), 0.0)
+        return ratio.mean()

@@ -36,6 +36,16 @@ def _is_compiling() -> bool:
     return bool(compiler is not None and compiler.is_compiling())
 
 
+def _frobenius_norms(tensors: list[torch.Tensor], compiling: bool) -> torch.Tensor:
+    """Frobenius norm of each tensor as one float32 vector."""
+    fp32 = all(t.dtype == torch.float32 for t in tensors)
+    if fp32 and tensors[0].device.type == "cpu" and not compiling:
+        # on a CPU, BLAS sdot reads a tensor about 1.4x faster than vector_norm does
+        flat = [t.reshape(-1) for t in tensors]
+        return torch.stack([torch.dot(f, f) for f in flat]).sqrt_()
+    return torch.stack(torch._foreach_norm(tensors, 2, **({} if fp32 else {"dtype": torch.float32})))
+
+
 def _channels_last(t: torch.Tensor) -> bool:
     return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
 
@@ -54,13 +64,14 @@ class _Plan:
     """
 
     def __init__(self, live: list[tuple[torch.Tensor, float]], depth: int, device):
-        scales, step_lengths, entries, views = [], [], [], []
+        scales, step_lengths, entries, views, owner = [], [], [], [], []
         block = 0
-        for p, gain in live:
+        for k, (p, gain) in enumerate(live):
             scale = weight_scale(p.shape)
             blocks = 1 if p.dim() == 2 else p.shape[2] * p.shape[3]
             scales += [scale / depth] * blocks
             step_lengths += [scale * gain / depth] * blocks  # (η/L)·scale·gain, PAPER.md §1
+            owner += [k] * blocks
             if p.dim() == 4:
                 c_in, kx, ky = p.shape[1], p.shape[2], p.shape[3]
                 pos = torch.arange(kx * ky).reshape(kx, ky) + block
@@ -76,6 +87,8 @@ class _Plan:
         self.scales_over_depth = torch.tensor(scales, **as_vector)
         self.step_lengths = torch.tensor(step_lengths, **as_vector)
         self.coef = torch.empty(block, **as_vector)
+        self.tensors = len(live)
+        self.owner = torch.tensor(owner, dtype=torch.long, device=device)  # block -> tensor
         self.conv_index = torch.cat(entries).to(device) if entries else None
         self.expanded = torch.empty(len(self.conv_index), **as_vector) if entries else None
         self.coefs = []
@@ -103,6 +116,11 @@ class AGD(Optimizer):
             any weight changes; this costs one device-to-host sync per step. If False the step
             is skipped on the device (weights untouched, η recorded as 0) and
             `state["nonfinite_steps"]` counts such steps, to be read by the caller.
+
+    Attributes:
+        measure_update_size: if True, every step also stores (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F,
+            the relative update size of PAPER.md fig2, as the device tensor
+            `state["update_size"]` (one extra read of the weights; no copy of them).
     """
 
     def __init__(self, params: Iterable, gain: float = 1.0, check_finite: bool = True):
@@ -114,6 +132,8 @@ class AGD(Optimizer):
             for index, p in enumerate(group["params"]):
                 check_weight_shape(p.shape, f"parameter {index} of its group")
         self.state["step"] = 0
+        # set True (the training loop does) to record state["update_size"] every step
+        self.measure_update_size = False
         self._plans: dict[tuple, _Plan] = {}  # not state: rebuilt from the parameters
 
     @property
@@ -160,6 +180,8 @@ class AGD(Optimizer):
         matrices, convs, key = self._live()
         if not matrices and not convs:  # nothing has a gradient: G = 0, η = 0, nothing moves
             device = self.param_groups[0]["params"][0].device
+            if self.measure_update_size:
+                self.state["update_size"] = torch.zeros((), device=device)
             return self._record(torch.zeros((), device=device), torch.zeros((), device=device), True)
         live = matrices + convs
         device = live[0][0].device
@@ -172,14 +194,7 @@ class AGD(Optimizer):
         n = len(matrices)
         pieces = []
         if matrices:
-            fp32 = all(g.dtype == torch.float32 for g in grads[:n])
-            if fp32 and device.type == "cpu" and not compiling:
-                # on a CPU, BLAS sdot reads a gradient about 1.4x faster than vector_norm
-                flat = [g.reshape(-1) for g in grads[:n]]
-                pieces.append(torch.stack([torch.dot(f, f) for f in flat]).sqrt_())
-            else:
-                as_float = {} if fp32 else {"dtype": torch.float32}
-                pieces.append(torch.stack(torch._foreach_norm(grads[:n], 2, **as_float)))
+            pieces.append(_frobenius_norms(grads[:n], compiling))
         if convs:
             pieces.append(torch.cat([kernel_square_norms(g) for g in grads[n:]]).sqrt_())
         norms = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
@@ -196,6 +211,8 @@ class AGD(Optimizer):
             if not finite:
                 if self.check_finite:
                     raise FloatingPointError(self._nonfinite_message())
+                if self.measure_update_size:
+                    self.state["update_size"] = torch.zeros((), device=device)
                 return self._record(torch.zeros((), device=device), summary, False)
             eta_value = math.log(0.5 + math.sqrt(0.25 + value))  # = automatic_learning_rate
             eta = torch.scalar_tensor(eta_value)
@@ -226,12 +243,26 @@ class AGD(Optimizer):
             if convs:
                 torch.index_select(coef, 0, plan.conv_index, out=plan.expanded)
             coefs = plan.coefs
+        if self.measure_update_size:
+            self.state["update_size"] = self._update_size(plan, params, coef, norms, compiling)
         if masked:
             # A skipped step (η = 0) must not turn inf * 0 into NaN in the weights: zero the
             # non-finite entries of the gradient; for a finite gradient this is the identity.
             grads = [torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grads]
         torch._foreach_addcmul_(params, grads, coefs, value=-1)
         return self._record(eta, summary, finite)
+
+    def _update_size(self, plan, params, coef, norms, compiling) -> torch.Tensor:
+        """(1/L) Σ_k ||ΔW_k||_F / ||W_k||_F of the update about to be applied (PAPER.md fig2),
+        from quantities the step already has: block b moves by coef_b·||∇W[b]||, so only the
+        weights' norms cost a pass over memory, instead of a copy of every weight."""
+        moved = torch.nan_to_num(coef * norms, nan=0.0, posinf=0.0, neginf=0.0)
+        if plan.tensors != len(moved):  # convs: Σ over each tensor's blocks of the squares
+            moved = torch.zeros(plan.tensors, device=moved.device).index_add_(
+                0, plan.owner, moved * moved).sqrt_()
+        weight_norms = _frobenius_norms(params, compiling)
+        ratio = torch.where(weight_norms > 0, moved / weight_norms, 0.0)
+        return ratio.sum() / self.depth
 
     def _record(self, eta, summary, finite) -> torch.Tensor:
         self.state["step"] = self.state.get("step", 0) + 1

@@ -13,8 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from agd.functional import relative_update_size
-from agd.metrics import RunningStats, correct_count
+from agd.metrics import RunningStats, UpdateSizeMeter, correct_count
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -33,8 +32,22 @@ def _set_optimizer_mode(optimizer, mode: str) -> None:
         switch()
 
 
+def _forward(model: nn.Module, x: torch.Tensor, amp_dtype: torch.dtype | None,
+             channels_last: bool) -> torch.Tensor:
+    """model(x), optionally with channels_last images and autocast; the output comes back in
+    float32 so the loss (and from it every gradient AGD normalises) is computed in fp32."""
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if amp_dtype is None:
+        return model(x)
+    with torch.autocast(x.device.type, dtype=amp_dtype):
+        out = model(x)
+    return out.float()
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn, optimizer=None) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(model: nn.Module, loader, loss_fn, optimizer=None, *, amp_dtype: torch.dtype | None = None,
+             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and accuracy over a whole loader, as device tensors (sample-weighted)."""
     model.eval()
     if optimizer is not None:
@@ -44,7 +57,7 @@ def evaluate(model: nn.Module, loader, loss_fn, optimizer=None) -> tuple[torch.T
     correct = torch.zeros((), device=device, dtype=torch.float64)
     count = 0
     for x, y in loader:
-        out = model(x)
+        out = _forward(model, x, amp_dtype, channels_last)
         loss_sum += loss_fn(out, y).double() * len(y)
         correct += correct_count(out, y)
         count += len(y)
@@ -78,17 +91,22 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
           time_offset: float = 0.0, track_update_size: bool = True,
           on_epoch: Callable[[dict], None] | None = None,
           on_steps: Callable[[list[dict]], None] | None = None,
-          progress: bool = True) -> list[dict]:
+          progress: bool = True, amp_dtype: torch.dtype | None = None,
+          channels_last: bool = False) -> list[dict]:
     """Train from `start_epoch` to `epochs`; return the new epoch rows.
 
     step_rows: also emit one row per optimiser step for the first `step_rows` steps of the run
         (PAPER.md fig4 logs every iteration of epoch 1); they reach `on_steps` at epoch end.
     time_offset: seconds already spent before a resume, so time_s is the run's total.
+    amp_dtype: autocast the forward pass to this dtype (torch.bfloat16), loss in fp32.
+    channels_last: feed 4-D inputs in channels_last memory format (the model should be too).
     """
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     weights = _weights(model)
+    # AGD reports its own update size from the step (no weight copy); others: buffered copy
+    update_meter = UpdateSizeMeter(optimizer, weights, enabled=track_update_size)
     steps_per_epoch = len(train_loader)
     rows: list[dict] = []
     clock = time.perf_counter()
@@ -106,17 +124,14 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
         step_counter = torch.full((), epoch * steps_per_epoch, device=device, dtype=torch.long)
         for i, (x, y) in enumerate(train_loader):
             step = epoch * steps_per_epoch + i
-            with torch.no_grad():
-                before = torch._foreach_mul(weights, 1.0) if track_update_size else None
-            out = model(x)
+            update_meter.before_step()
+            out = _forward(model, x, amp_dtype, channels_last)
             loss = loss_fn(out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             eta = optimizer.step()
             eta = eta.detach().float() if isinstance(eta, torch.Tensor) else torch.zeros((), device=device)
-            with torch.no_grad():
-                update = (relative_update_size(before, weights) if track_update_size
-                          else torch.zeros((), device=device))
+            update = update_meter.after_step()
             loss = loss.detach()
             batch_correct = correct_count(out.detach(), y)
             loss_stats.add(loss)
@@ -143,7 +158,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
                 f"{bad_step + 1}); rows up to epoch {epoch} are saved. "
                 "Lower the learning rate or check the data."
             )
-        test_loss, test_acc = evaluate(model, test_loader, loss_fn, optimizer)
+        test_loss, test_acc = evaluate(model, test_loader, loss_fn, optimizer, amp_dtype=amp_dtype,
+                                       channels_last=channels_last)
         stats = _reduce_stats(stats).tolist()
         row = {
             "epoch": epoch + 1,

@@ -82,6 +82,29 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("device=cuda was asked for but CUDA is not available; use device=auto.")
     if cfg.optimizer.get("init") not in ("paper", "default"):
         raise ConfigError(f"optimizer.init must be 'paper' or 'default', got {cfg.optimizer.get('init')!r}.")
+    if _amp_setting(cfg) not in ("auto", "bf16", "off"):
+        raise ConfigError(f"amp must be auto, bf16 or off, got {cfg.get('amp')!r}.")
+    if cfg.get("channels_last", "auto") not in ("auto", True, False):
+        raise ConfigError(f"channels_last must be auto, true or false, got {cfg.get('channels_last')!r}.")
+    if not isinstance(cfg.get("compile", False), bool):
+        raise ConfigError(f"compile must be true or false, got {cfg.get('compile')!r}.")
+
+
+def _amp_setting(cfg: DictConfig) -> str:
+    amp = cfg.get("amp", "off")
+    return "off" if amp is False else amp  # YAML reads a bare `off` as false
+
+
+def speed_settings(cfg: DictConfig, model: torch.nn.Module, device: torch.device):
+    """(autocast dtype or None, channels_last) for this model on this device: `auto` turns both
+    on for a CNN on CUDA only. AGD's norms and η are fp32 either way (the weights and their
+    gradients stay fp32 under autocast)."""
+    cnn = any(p.dim() == 4 for p in model.parameters())
+    auto = cnn and device.type == "cuda"
+    amp = _amp_setting(cfg)
+    amp_dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and auto) else None
+    channels_last = cfg.get("channels_last", "auto")
+    return amp_dtype, cnn and (auto if channels_last == "auto" else channels_last)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -211,6 +234,9 @@ def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None 
     if cfg.optimizer.init == "paper":
         init_weights(model, torch.Generator().manual_seed(cfg.seed))
     model.to(device)
+    amp_dtype, channels_last = speed_settings(cfg, model, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model)
     loss_fn = _build("loss", cfg.loss, num_classes=data.num_classes)
     train_loader, test_loader = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device,
@@ -241,6 +267,8 @@ def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None 
             leftover.unlink(missing_ok=True)
         write_json(run_dir / CONFIG_FILE, config)
     train_model = distributed.wrap_model(model, dist_env)  # DDP: gradients averaged over ranks
+    if cfg.get("compile", False):  # checkpoints keep saving `model`, so their keys do not change
+        train_model = torch.compile(train_model)
 
     logger = _build("logger", cfg.logger) if main else NullLogger()
     wandb_id = logger.start(config, str(run_dir), group=cfg.group, tags=cfg.tags, run_id=wandb_id)
@@ -280,7 +308,8 @@ def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None 
         train(train_model, optimizer, train_loader, test_loader, loss_fn, cfg.epochs,
               start_epoch=start_epoch, step_rows=cfg.step_rows, time_offset=time_offset,
               track_update_size=cfg.track_update_size, on_epoch=on_epoch,
-              on_steps=on_steps if cfg.step_rows else None, progress=cfg.progress and main)
+              on_steps=on_steps if cfg.step_rows else None, progress=cfg.progress and main,
+              amp_dtype=amp_dtype, channels_last=channels_last)
         final = rows[-1]
         summary = {"status": "complete", "epochs": final["epoch"],
                    "train_loss": final["train_loss"], "train_acc": final["train_acc"],
