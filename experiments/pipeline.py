@@ -258,6 +258,8 @@ def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None 
                 write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
                 if step_rows:
                     write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
+                else:  # written for an epoch the checkpoint never recorded
+                    (run_dir / STEPS_FILE).unlink(missing_ok=True)
     elif main:
         logged_epoch = 0
         for stale in (METRICS_FILE, STEPS_FILE, CHECKPOINT_FILE):
