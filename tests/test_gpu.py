@@ -1,0 +1,199 @@
+"""GPU checks of issue 6: training steps never synchronise with the host, the AGD step runs inside
+a CUDA graph and under torch.compile, and matches the reference on the GPU.
+
+Run with `pytest -m gpu tests/test_gpu.py` on a machine with CUDA; everything here is skipped
+without it (and deselected by the default `-m 'not slow and not gpu'`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from agd import AGD, init_weights
+from agd.data import DeviceLoader
+from agd.losses import SquareLoss
+from agd.models import FCN
+from agd.train import train
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+CUDA = torch.device("cuda")
+
+
+def _reference_agd():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_optimizer.py"
+    spec = importlib.util.spec_from_file_location("bench_optimizer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ReferenceAGD
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16, affine=False), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), nn.ReLU(),
+            nn.Conv2d(32, 32, 1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.head = nn.Linear(32, 10, bias=False)
+
+    def forward(self, x):
+        return self.head(self.body(x).flatten(1))
+
+
+def _model(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = FCN(8, 256, 3072, 10) if kind == "fcn" else SmallCNN()
+    return init_weights(model, torch.Generator().manual_seed(0)).to(CUDA)
+
+
+def _cifar_like(n: int = 1024):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    common = dict(mean=(0.49, 0.48, 0.45), std=(0.2, 0.2, 0.2), device=CUDA)
+    return (DeviceLoader(x, y, 128, shuffle=True, augment=True, **common),
+            DeviceLoader(x[:256], y[:256], 256, **common))
+
+
+class SyncErrorAfterFirstBatch:
+    """A loader whose batches 2..n are consumed under torch.cuda.set_sync_debug_mode("error"):
+    any host sync in the training step of those batches raises. Batch 1 runs normally (the
+    per-epoch permutation is copied to the device, AGD builds and caches its plan)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.batches_checked = 0
+
+    def set_epoch(self, epoch):
+        self.inner.set_epoch(epoch)
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __iter__(self):
+        batches = iter(self.inner)
+        yield next(batches)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for batch in batches:
+                yield batch
+                self.batches_checked += 1
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("kind", ["fcn", "cnn"])
+def test_training_steps_never_sync_with_the_host(kind):
+    model = _model(kind)
+    channels_last = kind == "cnn"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = AGD(model.parameters(), check_finite=False)
+    train_loader, test_loader = _cifar_like()
+    checked = SyncErrorAfterFirstBatch(train_loader)
+    rows = train(model, opt, checked, test_loader, SquareLoss(10), 2, progress=False,
+                 amp_dtype=torch.bfloat16 if kind == "cnn" else None, channels_last=channels_last)
+    assert checked.batches_checked == 2 * (len(train_loader) - 1)
+    assert rows[-1]["eta_min"] > 0 and rows[-1]["update_min"] > 0
+
+
+def test_sync_debug_mode_does_catch_a_sync():
+    # the check above can fail: a .item() in a step raises under the same mode
+    x = torch.ones(3, device=CUDA)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with pytest.raises(RuntimeError):
+            x.sum().item()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("kind", ["fcn", "cnn"])
+def test_fast_step_matches_the_reference_on_cuda(kind):
+    ours, ref = _model(kind), _model(kind)
+    opt, ref_opt = AGD(ours.parameters(), check_finite=False), _reference_agd()(ref.parameters())
+    gen = torch.Generator(device=CUDA).manual_seed(1)
+    loss_fn = SquareLoss(10)
+    for _ in range(10):
+        x = torch.randn(64, 3, 32, 32, device=CUDA, generator=gen)
+        y = torch.randint(0, 10, (64,), device=CUDA, generator=gen)
+        for model, step in ((ours, opt.step), (ref, ref_opt.step)):
+            model.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            step()
+    diff = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), ref.parameters(), strict=True))
+    assert diff <= 1e-6
+
+
+def test_whole_training_step_replays_in_a_cuda_graph():
+    eager, graphed = _model("fcn"), _model("fcn")
+    opt_e = AGD(eager.parameters(), check_finite=False)
+    opt_g = AGD(graphed.parameters(), check_finite=False)
+    loss_fn = SquareLoss(10)
+    gen = torch.Generator(device=CUDA).manual_seed(2)
+    batches = [(torch.randn(128, 3, 32, 32, device=CUDA, generator=gen),
+                torch.randint(0, 10, (128,), device=CUDA, generator=gen)) for _ in range(8)]
+    static_x, static_y = batches[0][0].clone(), batches[0][1].clone()
+
+    def step(model, opt, x, y):
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        return opt.step()
+
+    # warm up on a side stream (plan cached, allocator primed), as torch.cuda.graphs advises;
+    # the eager twin takes the same warm-up steps so both start the timed steps equal
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for x, y in batches[:3]:
+            for model, opt in ((eager, opt_e), (graphed, opt_g)):
+                opt.zero_grad(set_to_none=True)
+                step(model, opt, x, y)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt_g.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_eta = step(graphed, opt_g, static_x, static_y)
+    etas = []
+    for x, y in batches[3:]:
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+        etas.append(static_eta.item())
+        # eager twin: grads accumulate into fresh tensors each step, as in the graph
+        opt_e.zero_grad(set_to_none=True)
+        eta_e = step(eager, opt_e, x, y).item()
+        assert etas[-1] == pytest.approx(eta_e, rel=1e-5)
+    diff = max((a - b).abs().max().item() for a, b in zip(eager.parameters(), graphed.parameters(), strict=True))
+    assert diff <= 1e-6
+
+
+def test_compiled_step_matches_eager_on_cuda():
+    eager, compiled = _model("cnn"), _model("cnn")
+    opt_e = AGD(eager.parameters(), check_finite=False)
+    opt_c = AGD(compiled.parameters(), check_finite=False)
+    loss_fn = SquareLoss(10)
+
+    def train_step(model, opt, x, y):
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return opt.step()
+
+    compiled_step = torch.compile(train_step)
+    gen = torch.Generator(device=CUDA).manual_seed(3)
+    for _ in range(4):
+        x = torch.randn(32, 3, 32, 32, device=CUDA, generator=gen)
+        y = torch.randint(0, 10, (32,), device=CUDA, generator=gen)
+        assert compiled_step(compiled, opt_c, x, y).item() == pytest.approx(
+            train_step(eager, opt_e, x, y).item(), rel=1e-4)
+    diff = max((a - b).abs().max().item() for a, b in zip(eager.parameters(), compiled.parameters(), strict=True))
+    assert diff <= 1e-5
