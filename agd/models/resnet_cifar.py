@@ -69,15 +69,20 @@ class PreActBottleneck(nn.Module):
 
 
 class PreActResNet(nn.Module):
-    """CIFAR pre-activation ResNet; `blocks` per stage, widths 64/128/256/512."""
+    """CIFAR pre-activation ResNet; `blocks` per stage, widths 64/128/256/512.
+
+    `width` (default 64, the paper's) is the stem/first-stage width; the stages keep the ratios
+    1:2:4:8. Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
+    """
 
     def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], num_classes: int = 10,
-                 in_channels: int = 3):
+                 in_channels: int = 3, width: int = 64):
         super().__init__()
-        self.stem = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
-        in_planes = 64
+        self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        in_planes = width
         stages = []
-        for width, count, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2), strict=True):
+        stage_widths = (width, 2 * width, 4 * width, 8 * width)
+        for width, count, stride in zip(stage_widths, blocks, (1, 2, 2, 2), strict=True):
             layers = []
             for i in range(count):
                 layers.append(block(in_planes, width, stride if i == 0 else 1))
@@ -97,10 +102,10 @@ class PreActResNet(nn.Module):
 
 
 class PreActResNet18(PreActResNet):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3):
-        super().__init__(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_channels)
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
+        super().__init__(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_channels, width)
 
 
 class PreActResNet50(PreActResNet):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3):
-        super().__init__(PreActBottleneck, (3, 4, 6, 3), num_classes, in_channels)
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
+        super().__init__(PreActBottleneck, (3, 4, 6, 3), num_classes, in_channels, width)

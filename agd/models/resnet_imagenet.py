@@ -42,15 +42,18 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50ImageNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width: int = 64):
+        # width: stem/first-stage width (64 in the paper); stages keep the ratios 1:2:4:8.
+        # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64, affine=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width, affine=False)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        in_planes = 64
+        in_planes = width
         stages = []
-        for width, count, stride in zip((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
+        stage_widths = (width, 2 * width, 4 * width, 8 * width)
+        for width, count, stride in zip(stage_widths, (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
             layers = []
             for i in range(count):
                 layers.append(Bottleneck(in_planes, width, stride if i == 0 else 1))

@@ -18,7 +18,9 @@ class VGG16(nn.Module):
     fifth pool, and a global average pool (the identity on a 1×1 map) precedes the classifier.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
+        # width: channels of the first stage (64 in the paper); every stage scales with it.
+        # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -26,6 +28,7 @@ class VGG16(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             else:
+                item = item * width // 64
                 layers += [nn.Conv2d(channels, item, 3, padding=1, bias=False),
                            nn.BatchNorm2d(item, affine=False), nn.ReLU(inplace=True)]
                 channels = item

@@ -1,0 +1,163 @@
+"""The experiment configs (conf/experiment, conf/scale) and the paper's mini-scale claims.
+
+Fast: every experiment composes at both scales with the settings PAPER.md §5 prescribes, and
+every experiment runs end to end at mini scale for one epoch on one grid point, in-process
+through experiments.pipeline.run (the entry point's code). Slow (`pytest -m slow`): the mini
+experiments are run as the driver runs them, and the paper's qualitative claims are checked on
+their results. Set AGD_CLAIMS_RUNS=<runs root> to check the claims on runs already made by
+`python scripts/reproduce.py figure=all scale=mini` instead of training again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+CIFAR_SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
+                "imagenet": ((3, 224, 224), 1000)}
+
+
+def test_every_figure_has_its_experiments():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import reproduce
+
+    needed = {e for experiments, _ in reproduce.FIGURES.values() for e in experiments}
+    assert needed <= set(EXPERIMENTS), needed - set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        text = (REPO / "conf" / "experiment" / f"{name}.yaml").read_text()
+        assert text.startswith("# @package _global_"), name
+        assert "python experiments/train.py" in text.split("defaults:")[0], f"{name}: no command header"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_paper_scale_composes_to_the_papers_settings(compose, name):
+    cfg = compose([f"experiment={name}", "scale=paper"], return_hydra_config=True)
+    assert cfg.scale == "paper"
+    base = name.removesuffix("_baselines")
+    assert cfg.group == f"{base}_paper"
+    dataset = cfg.data._target_.rsplit(".", 1)[-1]
+    if name.startswith("showcase_c"):
+        assert (dataset, cfg.batch_size, cfg.loss._target_) == ("load", 1024, "agd.losses.CrossEntropyLoss")
+        assert cfg.data._target_ == "agd.data.imagenet.load" and cfg.epochs == 350
+    else:
+        assert cfg.batch_size == 128 and cfg.loss._target_ == "agd.losses.SquareLoss"
+        want = "load_cifar100" if "vgg16" in name else "load_cifar10"
+        assert dataset == want and cfg.epochs == 200
+    assert "width" not in cfg.model or cfg.model._target_ == "agd.models.FCN"  # CNNs at paper width
+    params = dict(cfg.hydra.sweeper.params or {})
+    if name == "fig3":
+        assert params["model.depth"] == "2,4,8,16,32"
+        assert params["model.width"] == "64,128,256,512,1024,2048"
+    if name == "fig4":
+        assert params["batch_size"] == "32,128,1024,4096" and cfg.model.depth == 4
+    if name == "showcase_b_baselines":
+        assert params["optimizer.lr"].split(",") == [f"1e{k}" for k in range(-7, 2)]
+    if name in ("fig2_baselines", "fig1_fcn_baselines", "fig1_vgg16_baselines"):
+        assert params["optimizer.lr"] == "1e-5,1e-4,1e-3,1e-2,1e-1"
+    if name == "showcase_a":
+        assert params["optimizer"] == "agd,adam,sgd" and cfg.model.depth == 32
+
+
+def _build_paper_model(cfg):
+    """Instantiate the paper-scale model for the dataset's shape (no data needed)."""
+    from hydra.utils import get_class
+
+    key = cfg.data._target_.rsplit(".", 2)[-2] if "imagenet" in cfg.data._target_ else (
+        "cifar100" if cfg.data._target_.endswith("100") else "cifar10")
+    shape, classes = CIFAR_SHAPES[key]
+    cls = get_class(cfg.model._target_)
+    params = inspect.signature(cls).parameters
+    facts = {"in_dim": int(torch.tensor(shape).prod()), "out_dim": classes, "num_classes": classes,
+             "in_channels": shape[0], "input_shape": shape}
+    node = {k: v for k, v in cfg.model.items() if k != "_target_"}
+    return cls(**node, **{k: v for k, v in facts.items() if k in params})
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_paper_scale_models_build(compose, name):
+    from experiments.pipeline import build_optimizer
+
+    cfg = compose([f"experiment={name}", "scale=paper"])
+    model = _build_paper_model(cfg)
+    build_optimizer(cfg.optimizer, model)
+
+
+def _first_grid_point(cfg) -> list[str]:
+    params = dict(cfg.hydra.sweeper.params or {})
+    return [f"{key}={str(value).split(',')[0]}" for key, value in params.items()]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_mini_scale_runs_one_epoch(compose, name, tmp_path):
+    from experiments.pipeline import run
+
+    grid = compose([f"experiment={name}", "scale=mini"], return_hydra_config=True)
+    assert grid.scale == "mini" and grid.group == f"{name.removesuffix('_baselines')}_mini"
+    assert grid.data._target_ in ("agd.data.mnist1d.load", "agd.data.digits.load")
+    if grid.data._target_ == "agd.data.digits.load":
+        assert grid.data.channels == 3
+    point = _first_grid_point(grid)
+    small = ["+data.num_samples=600"] if grid.data._target_ == "agd.data.mnist1d.load" else []
+    cfg = compose([f"experiment={name}", "scale=mini", *point, *small, "epochs=1",
+                   "logger=none", "progress=false", "device=cpu"])
+    summary = run(cfg, tmp_path / "run")
+    assert summary["status"] == "complete" and summary["epochs"] == 1
+    assert (tmp_path / "run" / "metrics.csv").exists()
+
+
+# ---------------------------------------------------------------- slow: the mini claims
+
+def _mini_runs(experiment: str, root: Path) -> Path:
+    """The runs root holding `experiment` at mini scale: AGD_CLAIMS_RUNS if set, else train now
+    with the documented command (python experiments/train.py -m experiment=... scale=mini)."""
+    given = os.environ.get("AGD_CLAIMS_RUNS")
+    if given:
+        return Path(given)
+    env = dict(os.environ, AGD_RUNS_DIR=str(root), OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, str(REPO / "experiments" / "train.py"), "-m",
+                    f"experiment={experiment}", "scale=mini", "logger=none", "progress=false"],
+                   cwd=REPO, env=env, check=True, timeout=1800)
+    return root
+
+
+def _finals(root: Path, group: str):
+    from agd.results import load_runs
+
+    df = load_runs(root / group)
+    df = df[df.status == "complete"]
+    return df.sort_values("epoch").groupby("run_dir").tail(1)
+
+
+@pytest.mark.slow
+def test_showcase_a_mini_agd_trains_while_default_adam_and_sgd_stay_near_chance(tmp_path):
+    finals = _finals(_mini_runs("showcase_a", tmp_path), "showcase_a_mini")
+    acc = {t.rsplit(".", 1)[-1].lower(): a for t, a in
+           zip(finals["optimizer._target_"], finals["train_acc"], strict=True)}
+    assert set(acc) == {"agd", "adam", "sgd"}, acc
+    chance = 0.1
+    assert acc["agd"] >= 0.8, f"AGD final train accuracy {acc['agd']:.3f} (< 0.8): not 'high'"
+    assert acc["adam"] <= chance + 0.1, f"Adam(1e-3) trained: {acc['adam']:.3f}"
+    assert acc["sgd"] <= chance + 0.1, f"SGD(0.1) trained: {acc['sgd']:.3f}"
+
+
+@pytest.mark.slow
+def test_fig3_mini_wider_nets_reach_lower_final_train_loss(tmp_path):
+    finals = _finals(_mini_runs("fig3", tmp_path), "fig3_mini")
+    assert len(finals) == 30, len(finals)
+    failures = []
+    for depth, rows in finals.groupby("model.depth"):
+        rows = rows.sort_values("model.width")
+        losses = list(zip(rows["model.width"], rows["train_loss"], strict=True))
+        for (w_small, l_small), (w_big, l_big) in zip(losses, losses[1:], strict=False):
+            if not l_big < l_small:
+                failures.append(f"depth {depth}: width {w_big} loss {l_big:.4g} >= width {w_small} "
+                                f"loss {l_small:.4g}")
+    assert not failures, "; ".join(failures)
