@@ -141,3 +141,61 @@ def test_relaunched_local_sweep_skips_the_complete_run(tmp_path):
     assert metrics.stat().st_mtime_ns == stamp
     logs = "".join(p.read_text() for p in (runs / "train" / ".submitit").rglob("*.out"))
     assert "already complete" in logs
+
+
+def _submitit_task_pids(folder_part: str) -> list[int]:
+    """The `python -m submitit.core._submit <folder>` task processes whose folder is ours."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, ValueError):
+            continue
+        if "submitit.core._submit" in cmdline and any(folder_part in arg for arg in cmdline):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_preempted_submitit_job_is_requeued_and_resumes_to_the_uninterrupted_metrics(tmp_path):
+    """submitit's own preemption path: its signal (USR2) makes the launcher's checkpoint()
+    requeue the job, which reruns the same overrides and resumes from checkpoint.pt."""
+    import torch
+
+    args = ["epochs=4", "logger=none", "progress=false", "model.width=64", "device=cpu"]
+    name = "epochs=4,model.width=64"
+    reference, runs = tmp_path / "ref", tmp_path / "runs"
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    uninterrupted = subprocess.Popen([sys.executable, str(REPO / "experiments" / "train.py"), *args],
+                                     cwd=REPO, env=dict(env, AGD_RUNS_DIR=str(reference)),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = subprocess.Popen([sys.executable, str(REPO / "experiments" / "train.py"), "-m",
+                              "hydra/launcher=local", *args], cwd=REPO,
+                             env=dict(env, AGD_RUNS_DIR=str(runs)), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    checkpoint = runs / "train" / name / "checkpoint.pt"
+    try:
+        deadline = time.monotonic() + 240
+        while not checkpoint.exists():
+            assert sweep.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.05)
+        tasks = _submitit_task_pids(str(runs))
+        assert len(tasks) == 1, tasks
+        os.kill(tasks[0], signal.SIGUSR2)  # what SLURM sends submitit jobs at preemption
+        out, _ = sweep.communicate(timeout=300)
+        assert sweep.returncode == 0, out[-3000:]
+        assert uninterrupted.wait(timeout=300) == 0
+    finally:
+        for p in (sweep, uninterrupted):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL) if p is sweep else p.kill()
+            p.communicate()
+    logs = "".join(p.read_text() for p in (runs / "train" / ".submitit").rglob("*.out"))
+    assert "Requeued" in logs and "resuming" in logs, logs[-3000:]
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 4
+
+    def table(root):
+        lines = (root / "train" / name / "metrics.csv").read_text().splitlines()
+        return [line.rsplit(",", 1)[0] for line in lines]  # all but time_s, the last column
+
+    assert table(runs) == table(reference)
