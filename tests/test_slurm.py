@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_train
+from conftest import CONF, REPO, run_train
 
 LOCAL_SLURM = """\
 partition: testpart
@@ -40,19 +40,22 @@ FAKE_SLURM = {
 }
 
 
-def _local_conf(tmp_path: Path) -> Path:
+def _site(tmp_path: Path) -> list[str]:
+    """Overrides that add a local settings file named `testsite` (not `slurm`, so a real
+    conf/local/slurm.yaml on this machine changes nothing) and select it."""
     conf = tmp_path / "site_conf"
     (conf / "local").mkdir(parents=True)
-    (conf / "local" / "slurm.yaml").write_text(LOCAL_SLURM)
-    return conf
+    (conf / "local" / "testsite.yaml").write_text(LOCAL_SLURM)
+    return [f"hydra.searchpath=[file://{conf}]", "local@hydra.launcher=testsite"]
 
 
 def test_launcher_configs_compose_with_the_local_file(compose, tmp_path):
     bare = compose(["hydra/launcher=slurm"], return_hydra_config=True).hydra.launcher
-    assert bare.partition is None and bare.gpus_per_node == 1 and bare.tasks_per_node == 1
     assert bare.max_num_timeout > 0  # requeued at the time limit, not only on preemption
-    site = f"hydra.searchpath=[file://{_local_conf(tmp_path)}]"
-    launcher = compose(["hydra/launcher=slurm", site, "hydra.launcher.cpus_per_task=3"],
+    assert bare.tasks_per_node == bare.gpus_per_node  # one rank per GPU
+    if not (CONF / "local" / "slurm.yaml").exists():  # this machine's own settings
+        assert bare.partition is None and bare.gpus_per_node == 1
+    launcher = compose(["hydra/launcher=slurm", *_site(tmp_path), "hydra.launcher.cpus_per_task=3"],
                        return_hydra_config=True).hydra.launcher
     assert (launcher.partition, launcher.account, launcher.nodes, launcher.mem_gb) == (
         "testpart", "acct1", 2, 100)
@@ -72,8 +75,7 @@ def test_slurm_sweep_renders_one_sbatch_array_with_the_requested_resources(tmp_p
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", AGD_RUNS_DIR=str(runs),
                AGD_FAKE_SLURM_CAPTURE=str(capture), WANDB_MODE="offline")
     cmd = [sys.executable, str(REPO / "experiments" / "train.py"), "-m", "model.depth=2,4",
-           "hydra/launcher=slurm", f"hydra.searchpath=[file://{_local_conf(tmp_path)}]",
-           "hydra.launcher.cpus_per_task=3", "logger=none"]
+           "hydra/launcher=slurm", *_site(tmp_path), "hydra.launcher.cpus_per_task=3", "logger=none"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
