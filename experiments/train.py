@@ -4,6 +4,11 @@
     python experiments/train.py model.depth=8 model.width=512 optimizer=adam optimizer.lr=1e-4
     python experiments/train.py -m model.depth=2,4,8
 
+At scale (README "Running at scale"), the same file:
+
+    torchrun --nproc_per_node=4 experiments/train.py ...           # data parallel, one GPU each
+    python experiments/train.py -m ... hydra/launcher=slurm        # a sweep as a SLURM job array
+
 Runs land in runs/<group>/<overrides> (AGD_RUNS_DIR overrides the root); rerunning the same
 command resumes an interrupted run and skips a complete one.
 """
