@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 
 import plot_style as ps
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # column: (title, run group, baseline optimiser); ResNet-18 reuses showcase-b, ImageNet showcase-c
 PANELS = [
@@ -70,15 +72,27 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         for ax in (top, bottom, loss_ax):
             ax.set_xscale("log")
         bottom.set_xlabel("epoch")
-        bottom.legend(loc="lower right", fontsize=5.5)
+        # log ticks at 1-2-5 with short labels; no minor labels (they collide)
+        loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        loss_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        loss_ax.yaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel(r"learning rate $\eta$ (AGD, grey)")
     axes[1, 0].set_ylabel("accuracy (%)")
     if not any_data:
         ps.plt.close(fig)
         return ps.empty_figure(name, f"no fig1 runs: run scripts/reproduce.py figure=fig1 "
                                      f"scale={scale}", out)
-    fig.tight_layout()
-    ps.scale_note(fig, scale, "AGD solid, tuned baseline dashed")
+    proxies = [
+        Line2D([], [], color=ps.OPTIMIZER_COLORS["agd"], label="AGD"),
+        Line2D([], [], color=ps.OPTIMIZER_COLORS["adam"], linestyle="--", label="tuned Adam"),
+        Line2D([], [], color=ps.OPTIMIZER_COLORS["sgd"], linestyle="--", label="SGD lr 0.1 (ImageNet)"),
+        Line2D([], [], color="0.45", label=r"AGD $\eta$ (left axis, min–max band)"),
+        Line2D([], [], color="0.2", linewidth=1.5, label="train / objective"),
+        Line2D([], [], color="0.2", linewidth=0.9, alpha=0.55, label="test"),
+    ]
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=proxies, loc="lower center", ncol=6, bbox_to_anchor=(0.5, 0.0))
+    ps.scale_note(fig, scale)
     return ps.save(fig, name, out)
 
 

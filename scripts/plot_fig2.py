@@ -53,7 +53,8 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     axes[0].set_ylabel("objective (square loss)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("accuracy (%)")
-    axes[2].set_ylabel(r"relative update $\frac{1}{L}\sum_k \|\Delta W_k\|_F/\|W_k\|_F$")
+    axes[2].set_ylabel("relative update size")
+    axes[2].set_title(r"$\frac{1}{L}\sum_k \|\Delta W_k\|_F\,/\,\|W_k\|_F$ per step", fontsize=7.5)
     axes[2].set_yscale("log")
     for ax in axes:
         ps.log_epochs(ax)
@@ -61,9 +62,9 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     fig.suptitle(f"FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
                  f"{cfg['data._target_'].split('.')[-2]}, batch {cfg['batch_size']}", y=1.02)
     handles, _ = axes[0].get_legend_handles_labels()
-    fig.legend(handles=handles + ps.split_legend(axes[0]), loc="upper center", ncol=5,
-               bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout()
+    fig.legend(handles=handles + ps.split_legend(axes[0]), loc="center left",
+               bbox_to_anchor=(1.0, 0.5))
     ps.scale_note(fig, scale)
     return ps.save(fig, name, out)
 

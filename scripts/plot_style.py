@@ -121,11 +121,16 @@ def log_epochs(ax, label="epoch"):
 
 
 def scale_note(fig, scale: str, text: str = "") -> None:
-    """Every mini figure says so, so it is never mistaken for a paper-scale result."""
-    if scale == "mini":
-        note = "MINI SCALE (offline stand-in data, CPU budget): not a paper-scale reproduction"
-        fig.text(0.995, 0.002, note + (f" — {text}" if text else ""), ha="right", va="bottom",
-                 fontsize=6, color="0.35", style="italic")
+    """Every mini figure says so, so it is never mistaken for a paper-scale result. Call last:
+    the note goes just below everything already drawn, right-aligned with it."""
+    if scale != "mini":
+        return
+    renderer = fig.canvas.get_renderer()
+    box = fig.get_tightbbox(renderer)  # inches
+    width, height = fig.get_size_inches()
+    note = "MINI SCALE (offline stand-in data, CPU budget): not a paper-scale reproduction"
+    fig.text(box.x1 / width, box.y0 / height - 0.01, note + (f" — {text}" if text else ""),
+             ha="right", va="top", fontsize=6, color="0.35", style="italic")
 
 
 def empty_figure(name: str, message: str, out: str | os.PathLike | None = None) -> list[Path]:
