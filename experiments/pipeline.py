@@ -153,7 +153,6 @@ def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False) -> dict:
     """Run one training job in `run_dir`. Returns the summary dict. User errors exit with
     status 2 in a single run; in a sweep they mark the run failed and let the others go on."""
     run_dir = Path(run_dir)
-    logger = None
     try:
         validate(cfg)
         # SIGTERM/SIGUSR1 end the run between checkpoint writes (agd/distributed.py)
@@ -170,9 +169,12 @@ def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False) -> dict:
         if multirun:
             return {"status": "failed", "error": message}
         sys.exit(2)
-    finally:
-        if logger is not None:
-            logger.finish()
+    except Exception as err:
+        # a bug or a resource failure (out of memory, disk full): keep the traceback, but leave
+        # the run marked failed rather than "running"; relaunching resumes from its checkpoint
+        if distributed.detect().is_main and run_dir.exists():
+            write_json(run_dir / SUMMARY_FILE, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
+        raise
 
 
 def _rng_states() -> dict:

@@ -158,3 +158,17 @@ def test_wandb_online_failure_falls_back_to_offline(tmp_path):
                      env_overrides={"WANDB_API_KEY": "0" * 40, "WANDB_MODE": None})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list((tmp_path / "runs").rglob("offline-run-*")), proc.stderr[-3000:]
+
+
+def test_unexpected_exception_marks_the_run_failed_and_propagates(tmp_path, compose, monkeypatch):
+    from experiments import pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated out of memory")
+
+    monkeypatch.setattr(pipeline, "train", broken)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="simulated out of memory"):
+        pipeline.run(compose(["epochs=1", "logger=none", "progress=false", "model.width=16"]), run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary == {"status": "failed", "error": "RuntimeError: simulated out of memory"}
