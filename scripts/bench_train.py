@@ -94,7 +94,7 @@ def synthetic_cifar(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randint(0, 10, (n,), generator=gen)
 
 
-def ours_epoch(name: str, x, y, batch: int, device, use_compile: bool) -> float:
+def ours_epoch(name: str, x, y, batch: int, device, use_compile: bool, amp: str = "auto") -> float:
     torch.manual_seed(0)
     model, _ = build(name)
     init_weights(model)
@@ -103,6 +103,7 @@ def ours_epoch(name: str, x, y, batch: int, device, use_compile: bool) -> float:
     fast = cnn and device.type == "cuda"  # what amp=auto channels_last=auto resolve to
     if fast:
         model.to(memory_format=torch.channels_last)
+    amp_dtype = torch.bfloat16 if amp == "bf16" or (amp == "auto" and fast) else None
     opt = AGD(model.parameters(), check_finite=False)
     train_loader = DeviceLoader(x, y, batch, mean=MEAN, std=STD, shuffle=True, augment=True,
                                 device=device)
@@ -112,11 +113,11 @@ def ours_epoch(name: str, x, y, batch: int, device, use_compile: bool) -> float:
         warm = DeviceLoader(x[:2 * batch], y[:2 * batch], batch, mean=MEAN, std=STD,
                             augment=True, device=device)
         train(run_model, opt, warm, test_loader, SquareLoss(10), 1, progress=False,
-              amp_dtype=torch.bfloat16 if fast else None, channels_last=fast)
+              amp_dtype=amp_dtype, channels_last=fast)
     _sync(device)
     start = time.perf_counter()
     train(run_model, opt, train_loader, test_loader, SquareLoss(10), 1, progress=False,
-          amp_dtype=torch.bfloat16 if fast else None, channels_last=fast)
+          amp_dtype=amp_dtype, channels_last=fast)
     _sync(device)
     return len(x) / (time.perf_counter() - start)
 
@@ -236,6 +237,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--ref-workers", type=int, default=2, help="DataLoader workers (reference)")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"],
+                        help="ours: autocast as the config key amp (auto = bf16 for CNNs on CUDA)")
     parser.add_argument("--imagenet-batch", type=int, default=None, help="default 256 CUDA, 4 CPU")
     parser.add_argument("--imagenet-steps", type=int, default=None, help="default 30 CUDA, 2 CPU")
     parser.add_argument("--skip-imagenet", action="store_true")
@@ -254,6 +257,10 @@ def main(argv=None) -> None:
                 else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"# training throughput: {device.type} ({hardware}), torch {torch.__version__}, "
           f"batch {args.batch}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    if not cuda:
+        print(f"# CPU run: the ResNet-18 epoch is limited to {cnn_images:,} images and ResNet-50 to a "
+              "small batch and a few steps (--cnn-images, --imagenet-batch, --imagenet-steps); "
+              "these are not full-size figures")
     print()
     print("| model | images in the epoch | ours (images/s) | reference (images/s) | ours / reference |")
     print("|---|---|---|---|---|")
@@ -261,9 +268,11 @@ def main(argv=None) -> None:
         n = args.images if name.startswith("fcn") else cnn_images
         x, y = synthetic_cifar(n)
         ref = reference_epoch(name, x, y, args.batch, device, args.ref_workers)
-        ours = ours_epoch(name, x, y, args.batch, device, args.compile)
+        ours = ours_epoch(name, x, y, args.batch, device, args.compile, args.amp)
         limited = "" if n == 50_000 else " (limited)"
-        print(f"| {name} ({build(name)[1]}) | {n:,}{limited} | {ours:,.0f} | {ref:,.0f} | "
+        flags = "".join(f", {f}" for f, on in (("compile", args.compile), ("amp=bf16", args.amp == "bf16"))
+                        if on)
+        print(f"| {name} ({build(name)[1]}{flags}) | {n:,}{limited} | {ours:,.0f} | {ref:,.0f} | "
               f"{ours / ref:.2f}x |", flush=True)
     if args.skip_imagenet:
         return
