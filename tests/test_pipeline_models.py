@@ -33,7 +33,7 @@ def data_overrides(name: str, root) -> list[str]:
                 "data.resize_size=36", "data.num_workers=0", "loss=xent"]
     if name == "digits":
         # native 8×8, 7 training images (the 1,790 test images cost little without gradients)
-        return ["data=digits", "data.channels=3", "data.test_size=1790"]
+        return ["data=digits", "data.channels=3", "+data.test_size=1790"]
     return [f"data={name}", f"data.root={root}", "data.download=false"]
 
 
