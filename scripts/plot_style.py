@@ -59,7 +59,7 @@ def setup() -> None:
         "lines.linewidth": 1.3,
         "legend.frameon": False,
         "figure.dpi": 150,
-        "savefig.dpi": 200,
+        "savefig.dpi": int(os.environ.get("AGD_FIG_DPI", 200)),  # lower it for quick previews
         "savefig.bbox": "tight",
         "pdf.fonttype": 42,
     })

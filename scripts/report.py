@@ -245,7 +245,9 @@ def verdict(spec: dict, scale: str, measured: Measured) -> str:
         ok = str(value).startswith(want_depth + " ") and want_width in str(value)
         return prefix if ok else negative
     if kind == "exact":
-        same = math.isclose(float(value), float(spec["paper_value"]), rel_tol=1e-9)
+        # memory multiples: AGD's and Adam's few 0-d state tensors (η, step) add ~1e-6
+        tol = 0.01 if unit == "x" else 1e-9 * abs(float(spec["paper_value"]))
+        same = math.isclose(float(value), float(spec["paper_value"]), abs_tol=tol)
         return ("same as the paper" if same else "differs from the paper") + (
             " (mini scale)" if scale == "mini" and unit == "lr" else "")
     return "?"
@@ -313,7 +315,7 @@ def build(root: Path) -> tuple[str, list[dict]]:
         "",
         "**Scales.** `paper` rows use the paper's settings and say *not run* until someone runs them. "
         "`MINI` rows come from the offline stand-ins (MNIST-1D for CIFAR-10 FCNs, scikit-learn "
-        "digits upsampled to 32×32×3 for CIFAR/ImageNet CNNs) on a CPU budget; they exercise the "
+        "digits upsampled to 16×16×3 for CIFAR/ImageNet CNNs) on a CPU budget; they exercise the "
         "pipeline and test the paper's *qualitative* claims. **A MINI row is never a paper-scale "
         "reproduction**: its absolute numbers are not comparable with the paper's.",
         "",
