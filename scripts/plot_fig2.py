@@ -60,7 +60,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         ps.log_epochs(ax)
     cfg = df.iloc[0]
     fig.suptitle(f"FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
-                 f"{cfg['data._target_'].split('.')[-2]}, batch {cfg['batch_size']}", y=1.02)
+                 f"{ps.dataset_name(cfg['data._target_'])}, batch {cfg['batch_size']}", y=1.02)
     handles, _ = axes[0].get_legend_handles_labels()
     fig.tight_layout()
     fig.legend(handles=handles + ps.split_legend(axes[0]), loc="center left",

@@ -50,7 +50,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="width", loc="center left", bbox_to_anchor=(1.0, 0.5))
     cfg = df.iloc[0]
-    fig.suptitle(f"AGD, FCN depth × width, {cfg['data._target_'].split('.')[-2]}, "
+    fig.suptitle(f"AGD, FCN depth × width, {ps.dataset_name(cfg['data._target_'])}, "
                  f"batch {cfg['batch_size']}", y=1.0)
     fig.tight_layout()
     ps.scale_note(fig, scale)

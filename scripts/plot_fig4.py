@@ -52,7 +52,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
                bbox_to_anchor=(1.0, 0.5))
     cfg = df.iloc[0]
     fig.suptitle(f"AGD, FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
-                 f"{cfg['data._target_'].split('.')[-2]}: every step of epoch 1, then per epoch",
+                 f"{ps.dataset_name(cfg['data._target_'])}: every step of epoch 1, then per epoch",
                  y=1.03)
     fig.tight_layout()
     ps.scale_note(fig, scale)

@@ -32,12 +32,14 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         ps.train_test(ax, r.epoch, 100 * r.train_acc, 100 * r.test_acc, ps.OPTIMIZER_COLORS[opt], label)
     classes = 10
     ax.axhline(100 / classes, color="0.5", linewidth=0.6, linestyle="--")
-    ax.text(ax.get_xlim()[0], 100 / classes + 1.5, " chance", fontsize=6, color="0.4")
+    ax.text(0.01, 100 / classes + 1.5, "chance", fontsize=6, color="0.4",
+            transform=ax.get_yaxis_transform())
     ps.log_epochs(ax)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 102)
     cfg = df.iloc[0]
-    ax.set_title(f"FCN depth {cfg['model.depth']} width {cfg['model.width']} on {cfg['data._target_'].split('.')[-2]}")
+    ax.set_title(f"FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
+                 f"{ps.dataset_name(cfg['data._target_'])}")
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
     ps.scale_note(fig, scale)

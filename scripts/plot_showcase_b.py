@@ -46,7 +46,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     ax.set_ylim(0, 102)
     cfg = df.iloc[0]
     ax.set_title(f"ResNet-18 (width {cfg.get('model.width', 64)}), "
-                 f"{cfg['data._target_'].split('.')[-2]}, {int(df.epoch.max())} epochs")
+                 f"{ps.dataset_name(cfg['data._target_'])}, {int(df.epoch.max())} epochs")
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
     ps.scale_note(fig, scale, "× = diverged" if not failed.empty else "")

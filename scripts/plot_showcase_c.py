@@ -32,7 +32,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 102)
     cfg = df.iloc[0]
-    ax.set_title(f"ResNet-50 (ImageNet layout), {cfg['data._target_'].split('.')[-2]}, "
+    ax.set_title(f"ResNet-50 (ImageNet layout), {ps.dataset_name(cfg['data._target_'])}, "
                  f"batch {cfg['batch_size']}")
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -88,6 +88,17 @@ def optimizer_name(df):
     return df["optimizer._target_"].map(short)
 
 
+DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits", "cifar10": "CIFAR-10",
+                 "cifar100": "CIFAR-100", "imagenet": "ImageNet", "mnist": "MNIST"}
+
+
+def dataset_name(target: str) -> str:
+    """'agd.data.mnist1d.load' -> 'MNIST-1D', 'agd.data.cifar.load_cifar100' -> 'CIFAR-100'."""
+    module, func = str(target).rsplit(".", 2)[-2:]
+    key = func.removeprefix("load_") if func.startswith("load_") else module
+    return DATASET_NAMES.get(key, key)
+
+
 def final_rows(df):
     """The last epoch of every run (one row per run_dir)."""
     if df.empty:
