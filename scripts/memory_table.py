@@ -52,6 +52,7 @@ def table(batch: int = 4, seed: int = 0) -> list[dict]:
             report = measure(model, optimizer, x, y, SquareLoss(10))
             rows.append({"model": model_name, "optimizer": opt_name, "weights_MB": report.parameter_bytes / 2**20,
                          "state_MB": report.state_bytes / 2**20, "state_bytes": report.state_bytes,
+                         "cache_bytes": report.cache_bytes,
                          "state_x": report.state_multiple,
                          "total_x": report.total_multiple, "state_tensors": report.state_tensors,
                          "scalar_tensors": report.scalar_tensors})
@@ -59,11 +60,12 @@ def table(batch: int = 4, seed: int = 0) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | optimizer | weights (MiB) | state (MiB) | state (bytes) | state / weights "
-             "| (weights + state) / weights | state tensors (of which 0-d) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | optimizer | weights (MiB) | state (MiB) | state (bytes) | other cached tensors (bytes) "
+             "| state / weights | (weights + state + cache) / weights | state tensors (of which 0-d) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['optimizer']} | {r['weights_MB']:.2f} | {r['state_MB']:.2f} | "
-                     f"{r['state_bytes']:,} | "
+                     f"{r['state_bytes']:,} | {r['cache_bytes']:,} | "
                      f"{r['state_x']:.3f} | {r['total_x']:.3f} | {r['state_tensors']} ({r['scalar_tensors']}) |")
     return "\n".join(lines)
 
