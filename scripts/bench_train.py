@@ -222,6 +222,39 @@ def resnet50_throughput(batch: int, steps: int, warmup: int, device) -> dict:
             "step_ms": st * 1e3, "share": st / it}
 
 
+def update_size_cost(images: int, batch: int, device, repeats: int = 3) -> list[tuple[str, float]]:
+    """Epoch time of FCN 8x256 with the relative-update-size metric off, as AGD reports it
+    now, and as the loop measured it before issue 6 (a copy of every weight every step, then
+    the difference and two norms), median of `repeats` interleaved epochs."""
+    from agd.functional import relative_update_size
+
+    class CloneEveryStep(AGD):
+        def step(self, closure=None):
+            weights = [p for group in self.param_groups for p in group["params"]]
+            before = torch._foreach_mul(weights, 1.0)
+            eta = super().step(closure)
+            self.last_update_size = relative_update_size(before, weights)
+            return eta
+
+    x, y = synthetic_cifar(images)
+    loader = DeviceLoader(x, y, batch, mean=MEAN, std=STD, shuffle=True, augment=True, device=device)
+    test = DeviceLoader(x[:batch], y[:batch], batch, mean=MEAN, std=STD, device=device)
+    variants = {"off": (AGD, False), "reported by AGD's step (now)": (AGD, True),
+                "copy of every weight each step (before)": (CloneEveryStep, False)}
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, (cls, track) in variants.items():
+            torch.manual_seed(0)
+            model = init_weights(FCN(8, 256, 3072, 10)).to(device)
+            opt = cls(model.parameters(), check_finite=False)
+            _sync(device)
+            start = time.perf_counter()
+            train(model, opt, loader, test, SquareLoss(10), 1, track_update_size=track, progress=False)
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return [(name, statistics.median(ts)) for name, ts in times.items()]
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -243,6 +276,9 @@ def main(argv=None) -> None:
     parser.add_argument("--imagenet-steps", type=int, default=None, help="default 30 CUDA, 2 CPU")
     parser.add_argument("--skip-imagenet", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--update-size-cost", type=int, default=0, metavar="IMAGES",
+                        help="only time FCN 8x256 epochs of IMAGES images with the update-size "
+                             "metric off / from AGD's step / from a weight copy, and exit")
     args = parser.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -252,6 +288,15 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"
+    if args.update_size_cost:
+        rows = update_size_cost(args.update_size_cost, args.batch, device)
+        print(f"# update-size metric cost: FCN 8x256, {args.update_size_cost:,} images, batch "
+              f"{args.batch}, {device.type}, {torch.get_num_threads()} threads, median of 3")
+        print("| update-size metric | epoch time (s) | vs off |")
+        print("|---|---|---|")
+        for name, seconds in rows:
+            print(f"| {name} | {seconds:.2f} | {100 * (seconds / rows[0][1] - 1):+.1f}% |")
+        return
     cnn_images = args.cnn_images or (50_000 if cuda else 256)
     hardware = (torch.cuda.get_device_name(device) if cuda
                 else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
