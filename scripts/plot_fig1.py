@@ -70,7 +70,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         top.set_ylim(bottom=0)
         bottom.set_ylim(0, 102)
         for ax in (top, bottom, loss_ax):
-            ax.set_xscale("log")
+            ps.log_axis(ax, "x")
         bottom.set_xlabel("epoch")
         # log ticks at 1-2-5 with short labels; no minor labels (they collide)
         loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))

@@ -1,6 +1,7 @@
 """PAPER.md §5 fig4: AGD on a depth-4 FCN at several batch sizes, against iterations: every
-step of epoch 1 (steps.csv), then one point per epoch (metrics.csv). Panels η (per step in
-epoch 1; per-epoch mean with min–max band after), objective, train accuracy, test accuracy.
+recorded early step (steps.csv: at least all of epoch 1), then one point per epoch
+(metrics.csv). Panels η (per step, then per-epoch mean with min–max band), objective, train
+accuracy, test accuracy.
 
     python scripts/plot_fig4.py scale=mini|paper [runs=<runs root>] [out=figures]
 """
@@ -29,8 +30,9 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     for b in batches:
         c = colors[b]
         r = df[df.batch_size == b].sort_values("epoch")
-        s = steps[(steps.batch_size == b) & (steps.epoch == 1)].sort_values("step") if not steps.empty else steps
-        later = r[r.epoch > 1]
+        # every recorded early step (at least epoch 1), then the per-epoch rows after them
+        s = steps[steps.batch_size == b].sort_values("step") if not steps.empty else steps
+        later = r[r.step > (s.step.max() if not s.empty else 0)]
         if not s.empty:
             axes[0].plot(s.step, s.eta, color=c, linewidth=0.8, label=f"{b}")
             axes[1].plot(s.step, s.train_loss, color=c, linewidth=0.8)
@@ -52,7 +54,7 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
                bbox_to_anchor=(1.0, 0.5))
     cfg = df.iloc[0]
     fig.suptitle(f"AGD, FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
-                 f"{ps.dataset_name(cfg['data._target_'])}: every step of epoch 1, then per epoch",
+                 f"{ps.dataset_name(cfg['data._target_'])}: every early step, then per epoch",
                  y=1.03)
     fig.tight_layout()
     ps.scale_note(fig, scale)

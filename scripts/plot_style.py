@@ -126,8 +126,19 @@ def split_legend(ax, loc="lower right"):
             Line2D([], [], color="0.3", **TEST_STYLE, label="test")]
 
 
+def log_axis(ax, axis: str = "x") -> None:
+    """Log scale with plain labels (1, 10, 100 or 2, 5 on short ranges), no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def log_epochs(ax, label="epoch"):
-    ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_xlabel(label)
 
 

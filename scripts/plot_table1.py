@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import plot_style as ps
@@ -42,8 +43,18 @@ def _compose(overrides: list[str]):
         return compose("config", overrides=overrides + ["logger=none"])
 
 
+@lru_cache(maxsize=1)
+def _measure_cached() -> tuple:
+    return tuple(_measure())
+
+
 def measure() -> list[dict]:
-    """One row per (model, optimiser): bytes of weights and state, and the total multiple."""
+    """One row per (model, optimiser): bytes of weights and state, and the total multiple.
+    Measured once per process (the plot and the report both ask)."""
+    return [dict(row) for row in _measure_cached()]
+
+
+def _measure() -> list[dict]:
     import torch
     from hydra.utils import get_class
 

@@ -133,7 +133,7 @@ def _fig3_extreme(runs: Runs, scale: str, best: bool, cell: bool) -> Measured | 
         return Measured(100 * float(row.test_acc), [row.run_dir])
     widths = sorted(grid["model.width"].unique())
     tag = "widest" if row["model.width"] == widths[-1] else (
-        "narrowest" if row["model.width"] == widths[0] else f"width {row['model.width']}")
+        "narrowest" if row["model.width"] == widths[0] else "middle width")
     return Measured(f"depth {row['model.depth']} / {tag} (width {row['model.width']})", [row.run_dir])
 
 
@@ -161,8 +161,10 @@ def _fig4_dip(runs: Runs, scale: str) -> Measured | None:
     steps = runs.group(f"fig4_{scale}", steps=True)
     if steps.empty:
         return None
+    # over every recorded early step (step_rows), not only epoch 1: at the largest batch epoch 1
+    # can be a single step, which has no dip to measure
     dips = {}
-    for batch, rows in steps[steps.epoch == 1].groupby("batch_size"):
+    for batch, rows in steps.groupby("batch_size"):
         rows = rows.sort_values("step")
         dips[batch] = float(rows.eta.min() / rows.eta.iloc[0])
     if len(dips) < 2:
