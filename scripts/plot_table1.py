@@ -112,16 +112,17 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         "# Table 1: optimiser memory, measured (agd.memory.measure after one step)\n\n"
         + "\n".join(lines) + "\n")
     first = [r for r in rows if r["model"] == rows[0]["model"]]
-    fig, ax = ps.plt.subplots(figsize=(4.6, 0.28 * len(first) + 0.5))
+    fig, ax = ps.plt.subplots(figsize=(4.0, 0.24 * len(first) + 0.6))
     ax.axis("off")
     cells = [[ps.OPTIMIZER_LABELS.get(r["optimizer"], "SGD + momentum 0.9"), f"{r['ratio']:.2f}×",
               r["paper"] or "—"] for r in first]
-    table = ax.table(cellText=cells, colLabels=["optimiser", "weights + state (measured)", "paper"],
-                     loc="center", cellLoc="center")
+    table = ax.table(cellText=cells, colLabels=["optimiser", "measured", "paper"],
+                     loc="center", cellLoc="center", colWidths=[0.45, 0.25, 0.2])
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1, 1.15)
-    ax.set_title(f"Optimiser memory in units of #weights — {rows[0]['model']}", fontsize=8)
+    ax.set_title(f"Table 1: weights + optimiser state, in units of the weights\n"
+                 f"(agd.memory after one step; {rows[0]['model']})", fontsize=7.5)
     return ps.save(fig, f"table1_{scale}", out)
 
 
