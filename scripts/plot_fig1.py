@@ -96,10 +96,5 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     return ps.save(fig, name, out)
 
 
-def main(argv: list[str]) -> None:
-    args = ps.parse_args(argv, {"scale": "mini", "runs": None, "out": None})
-    plot(args["scale"], args["runs"], args["out"])
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ps.cli(plot, sys.argv[1:])

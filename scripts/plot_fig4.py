@@ -16,12 +16,9 @@ GROUP = "fig4"
 
 
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
-    ps.setup()
-    name = f"{GROUP}_{scale}"
-    df = ps.load_group(name, runs)
+    name, df = ps.figure_runs(GROUP, scale, runs)
     if df.empty:
-        return ps.empty_figure(name, f"no runs in {name}: run scripts/reproduce.py figure=fig4 "
-                                     f"scale={scale}", out)
+        return ps.no_runs_figure(GROUP, scale, out)
     steps = ps.load_group(name, runs, steps=True)
     batches = sorted(df["batch_size"].unique())
     cmap = ps.plt.get_cmap("plasma")
@@ -61,10 +58,5 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     return ps.save(fig, name, out)
 
 
-def main(argv: list[str]) -> None:
-    args = ps.parse_args(argv, {"scale": "mini", "runs": None, "out": None})
-    plot(args["scale"], args["runs"], args["out"])
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ps.cli(plot, sys.argv[1:])

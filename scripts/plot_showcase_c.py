@@ -14,12 +14,9 @@ GROUP = "showcase_c"
 
 
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
-    ps.setup()
-    name = f"{GROUP}_{scale}"
-    df = ps.load_group(name, runs)
+    name, df = ps.figure_runs(GROUP, scale, runs)
     if df.empty:
-        return ps.empty_figure(name, f"no runs in {name}: run scripts/reproduce.py "
-                                     f"figure={GROUP} scale={scale}", out)
+        return ps.no_runs_figure(GROUP, scale, out)
     df = df.assign(opt=ps.optimizer_name(df))
     fig, ax = ps.plt.subplots(figsize=(3.4, 2.5))
     for opt in ("agd", "sgd"):
@@ -40,10 +37,5 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     return ps.save(fig, name, out)
 
 
-def main(argv: list[str]) -> None:
-    args = ps.parse_args(argv, {"scale": "mini", "runs": None, "out": None})
-    plot(args["scale"], args["runs"], args["out"])
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ps.cli(plot, sys.argv[1:])

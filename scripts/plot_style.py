@@ -186,3 +186,23 @@ def parse_args(argv: list[str], defaults: dict) -> dict:
                              f"{sorted(defaults)}")
         args[key] = value
     return args
+
+
+def figure_runs(figure: str, scale: str, runs: str | os.PathLike | None = None, steps: bool = False):
+    """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>."""
+    setup()
+    name = f"{figure}_{scale}"
+    return name, load_group(name, runs, steps=steps)
+
+
+def no_runs_figure(figure: str, scale: str, out: str | os.PathLike | None = None) -> list[Path]:
+    """The placeholder drawn when a figure's runs have not been launched yet."""
+    name = f"{figure}_{scale}"
+    return empty_figure(name, f"no runs in {name}: run scripts/reproduce.py figure={figure} "
+                              f"scale={scale}", out)
+
+
+def cli(plot, argv: list[str]) -> None:
+    """The command line shared by every plot script: scale=, runs=, out=."""
+    args = parse_args(argv, {"scale": "mini", "runs": None, "out": None})
+    plot(args["scale"], args["runs"], args["out"])
