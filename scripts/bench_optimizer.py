@@ -192,6 +192,18 @@ def bench_model(name: str, device, args) -> tuple[dict, str, int]:
     return medians, source, sum(p.numel() for p in params)
 
 
+
+def select_device(name: str, threads: int | None) -> torch.device:
+    """--device auto|cpu|cuda and --threads, shared by both benchmark scripts."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda asked for but CUDA is not available.")
+    if threads:
+        torch.set_num_threads(threads)
+    return device
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -204,13 +216,7 @@ def main(argv=None) -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(AGD.step)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false")
     args = parser.parse_args(argv)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for but CUDA is not available.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = select_device(args.device, args.threads)
     if args.inner is None:
         args.inner = 20 if device.type == "cuda" else 1
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"

@@ -39,7 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_optimizer import ReferenceAGD  # noqa: E402
+from bench_optimizer import ReferenceAGD, select_device  # noqa: E402
 
 from agd import AGD, init_weights  # noqa: E402
 from agd.data import DeviceLoader  # noqa: E402
@@ -280,13 +280,7 @@ def main(argv=None) -> None:
                         help="only time FCN 8x256 epochs of IMAGES images with the update-size "
                              "metric off / from AGD's step / from a weight copy, and exit")
     args = parser.parse_args(argv)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda asked for but CUDA is not available.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = select_device(args.device, args.threads)
     cuda = device.type == "cuda"
     if args.update_size_cost:
         rows = update_size_cost(args.update_size_cost, args.batch, device)
