@@ -74,33 +74,9 @@ class ReferenceAGD:
 
 # ---------------------------------------------------------------- models
 
-class _FallbackVGG16(nn.Module):
-    """Bias-free VGG-16 (PAPER.md §3), used only if agd.models has no VGG16."""
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        layers, c = [], 3
-        for item in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-                     512, 512, 512, "M"):
-            if item == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(c, item, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(item, affine=False), nn.ReLU()]
-                c = item
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(512, num_classes, bias=False)
-
-    def forward(self, x):
-        return self.classifier(self.features(x).flatten(1))
-
-
 def vgg16(num_classes: int = 10) -> tuple[nn.Module, str]:
-    try:
-        from agd.models import VGG16
-        return VGG16(num_classes=num_classes), "agd.models.VGG16"
-    except ImportError:
-        return _FallbackVGG16(num_classes), "fallback VGG-16 defined in this script"
+    from agd.models import VGG16
+    return VGG16(num_classes=num_classes), "agd.models.VGG16"
 
 
 def build(name: str) -> tuple[nn.Module, str]:

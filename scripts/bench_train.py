@@ -53,29 +53,13 @@ MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # CIFAR-10 (PAPE
 # ---------------------------------------------------------------- models
 
 def resnet18() -> tuple[nn.Module, str]:
-    try:
-        from agd.models import PreActResNet18
-        return PreActResNet18(num_classes=10), "agd.models.PreActResNet18"
-    except ImportError:
-        import torchvision
-        model = torchvision.models.resnet18(num_classes=10, norm_layer=_bn_no_affine)
-        model.fc = nn.Linear(512, 10, bias=False)
-        return model, "fallback: torchvision resnet18 without affine/bias"
+    from agd.models import PreActResNet18
+    return PreActResNet18(num_classes=10), "agd.models.PreActResNet18"
 
 
 def resnet50_imagenet() -> tuple[nn.Module, str]:
-    try:
-        from agd.models import ResNet50ImageNet
-        return ResNet50ImageNet(num_classes=1000), "agd.models.ResNet50ImageNet"
-    except ImportError:
-        import torchvision
-        model = torchvision.models.resnet50(num_classes=1000, norm_layer=_bn_no_affine)
-        model.fc = nn.Linear(2048, 1000, bias=False)
-        return model, "fallback: torchvision resnet50 without affine/bias"
-
-
-def _bn_no_affine(channels: int) -> nn.Module:
-    return nn.BatchNorm2d(channels, affine=False)
+    from agd.models import ResNet50ImageNet
+    return ResNet50ImageNet(num_classes=1000), "agd.models.ResNet50ImageNet"
 
 
 def build(name: str) -> tuple[nn.Module, str]:
