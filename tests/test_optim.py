@@ -159,7 +159,13 @@ def test_nonfinite_gradient_raises_and_leaves_weights(bad):
     assert torch.equal(a.data, torch.ones(3, 2)) and torch.equal(b.data, torch.ones(2, 3))
 
 
-def test_nonfinite_gradient_without_sync_skips_the_step_on_device():
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-path", "device-path"])
+def test_nonfinite_gradient_without_sync_skips_the_step_on_device(device_path, monkeypatch):
+    # the step has a CPU path (η as a Python float) and the device/compile path (η masked on the
+    # device, as on CUDA); both must skip the step without writing NaN into the weights
+    if device_path:
+        import agd.optim
+        monkeypatch.setattr(agd.optim, "_is_compiling", lambda: True)
     a = nn.Parameter(torch.ones(3, 2))
     conv = nn.Parameter(torch.ones(2, 2, 3, 3))
     a.grad = torch.ones(3, 2)
@@ -170,6 +176,10 @@ def test_nonfinite_gradient_without_sync_skips_the_step_on_device():
     assert eta.item() == 0.0
     assert opt.state["nonfinite_steps"].item() == 1
     assert torch.equal(a.data, torch.ones(3, 2)) and torch.equal(conv.data, torch.ones(2, 2, 3, 3))
+    conv.grad[0, 0, 0, 0] = 1.0  # a finite step afterwards moves the weights again
+    assert opt.step().item() > 0
+    assert opt.state["nonfinite_steps"].item() == 1
+    assert not torch.equal(a.data, torch.ones(3, 2))
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
