@@ -65,14 +65,6 @@ def block_norms(grad: torch.Tensor) -> torch.Tensor:
     return kernel_square_norms(grad).sqrt().reshape(grad.shape[2:])
 
 
-def gradient_summary(scaled_norm_sums: torch.Tensor, depth: int) -> torch.Tensor:
-    """G = (1/L) Σ_k scale_k Σ_blocks ||∇W_k[block]||_F  (PAPER.md §1 step 1).
-
-    `scaled_norm_sums` holds scale_k * Σ_blocks ||∇W_k[block]|| for each of the L tensors.
-    """
-    return scaled_norm_sums.sum() / depth
-
-
 def automatic_learning_rate(summary: torch.Tensor | float) -> torch.Tensor:
     """η = log((1 + sqrt(1 + 4G)) / 2): the positive root of (e^η − 1) e^η = G (PAPER.md §1).
 
