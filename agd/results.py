@@ -104,7 +104,3 @@ def load_runs(root: str | os.PathLike, steps: bool = False):
     df.attrs["skipped"] = skipped
     return df
 
-
-def run_status(run_dir: str | os.PathLike) -> str | None:
-    path = Path(run_dir) / SUMMARY_FILE
-    return read_json(path).get("status") if path.exists() else None
