@@ -3,8 +3,9 @@
 Pre-activation (He et al., 2016, "Identity mappings in deep residual networks"): every residual
 branch is BN → ReLU → conv, and the skip path is the identity, or a 1×1 conv (taken from the
 pre-activated input) where the shape changes. Layout: 3×3 stem conv with 64 channels and stride
-1, four stages of widths 64/128/256/512 (strides 1, 2, 2, 2), a final BN → ReLU (the block
-outputs are un-normalised sums), average pool over the 4×4 map, Linear → C.
+1, four stages of widths 64/128/256/512 (strides 1, 2, 2, 2), then straight to the average pool
+over the 4×4 map and Linear → C. There is no BN → ReLU after the last stage: the authors'
+network, which produced the published numbers, has none (unlike some pre-activation ResNets).
 """
 
 from __future__ import annotations
@@ -89,14 +90,12 @@ class PreActResNet(nn.Module):
                 in_planes = width * block.expansion
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.bn = _bn(in_planes)
         self.fc = nn.Linear(in_planes, num_classes, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stem(x)
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        out = F.relu(self.bn(out))
-        # the paper's avg-pool 4 on the 4×4 map of a 32×32 input; adaptive so 28×28 MNIST works
+        # no BN/ReLU here (see the module docstring); the paper's avg-pool 4 on the 4×4 map of a 32×32 input; adaptive so 28×28 MNIST works
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.fc(out)
 
