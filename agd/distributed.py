@@ -138,8 +138,24 @@ def wrap_model(model: torch.nn.Module, info: DistEnv) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+def all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+    """Sum (or min/max) across data-parallel ranks when torch.distributed is running; identity
+    otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=getattr(dist.ReduceOp, op.upper()))
+    return t
+
+
+def reduce_stats(stats: torch.Tensor) -> torch.Tensor:
+    """Rows of (mean, min, max) over each rank's batches -> over all ranks' batches: the mean of
+    the rank means (every rank holds an equal slice of each global batch, so this is the global
+    mean), the min of the mins and the max of the maxes."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return stats
+    means = all_reduce(stats[:, 0].contiguous()) / dist.get_world_size()
+    lows = all_reduce(stats[:, 1].contiguous(), "min")
+    highs = all_reduce(stats[:, 2].contiguous(), "max")
+    return torch.stack([means, lows, highs], dim=1)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -168,19 +184,24 @@ def make_sampler(dataset, info: DistEnv, *, shuffle: bool, seed: int):
 
 
 class Interrupted(SystemExit):
-    """Raised in the main thread when the scheduler signals the job. A SystemExit, so Hydra's
-    job wrapper (which catches Exception) lets it through and the process exits with
-    EXIT_INTERRUPTED; `finally` blocks still run (W&B is finished)."""
+    """Raised in the main thread when the scheduler (or Ctrl-C) signals the job. A SystemExit, so
+    Hydra's job wrapper (which catches Exception) lets it through and the process exits with
+    EXIT_INTERRUPTED (128 + 2 = 130 for SIGINT, as a shell reports Ctrl-C); `finally` blocks
+    still run (W&B is finished)."""
 
     def __init__(self, signum: int):
-        super().__init__(EXIT_INTERRUPTED)
+        super().__init__(128 + signum if signum == signal.SIGINT else EXIT_INTERRUPTED)
         self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 class StopOnSignal:
-    """Turn SIGTERM/SIGUSR1 (what SLURM, torchrun and `kill` send before a kill) into an
-    `Interrupted` exit, but never in the middle of a `critical()` block (checkpoint and result
-    writes): a signal arriving there is held until the block ends.
+    """Turn SIGTERM/SIGUSR1 (what SLURM, torchrun and `kill` send before a kill) and SIGINT
+    (Ctrl-C) into an `Interrupted` exit, but never in the middle of a `critical()` block
+    (checkpoint and result writes): a signal arriving there is held until the block ends.
 
     The state on disk is always the last end-of-epoch checkpoint, written atomically, so an
     exit at any other point loses at most the epoch in progress, which a resumed run replays
@@ -191,7 +212,7 @@ class StopOnSignal:
     launcher's checkpoint() and exiting, and the requeued job resumes from the same checkpoint.
     """
 
-    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1)):
+    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)):
         self.signals = tuple(signals)
         self.previous: dict[int, object] = {}
         self.pending: int | None = None

@@ -4,8 +4,11 @@ A run directory holds:
     config.json    the resolved config (nested dict)
     metrics.csv    one row per epoch, columns EPOCH_COLUMNS
     steps.csv      one row per optimiser step for the first N steps, if asked (STEP_COLUMNS)
-    summary.json   status ("running" | "complete" | "failed"), final metrics, wall time
-    checkpoint.pt  model, optimiser and rows, for resuming (written by the entry point)
+    summary.json   status and why: "running", "complete", "failed" (with `error`), "diverged"
+                   (the loss became non-finite; `error` says where), "interrupted" (with `error`:
+                   the signal); final metrics, wall time, the precision the run used
+    facts.json     how the run was executed: device, precision, channels_last, ranks, overrides
+    checkpoint.pt  model, optimiser and every row so far, for resuming (written by the entry point)
 Every file is written to a temporary name and renamed, so a crash never leaves a torn file.
 """
 
@@ -23,8 +26,9 @@ EPOCH_COLUMNS = [
 ]
 STEP_COLUMNS = ["epoch", "step", "train_loss", "train_acc", "eta", "update"]
 
-CONFIG_FILE, METRICS_FILE, STEPS_FILE, SUMMARY_FILE = (
-    "config.json", "metrics.csv", "steps.csv", "summary.json")
+CONFIG_FILE, METRICS_FILE, STEPS_FILE, SUMMARY_FILE, FACTS_FILE, CHECKPOINT_FILE = (
+    "config.json", "metrics.csv", "steps.csv", "summary.json", "facts.json", "checkpoint.pt")
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -32,11 +36,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a signal: the old file stays whole, no temp file stays
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_rows(path: str | os.PathLike, rows: list[dict], columns: list[str]) -> None:
@@ -73,28 +81,78 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
-    """Every run directory (one holding metrics.csv) below root, sorted."""
-    return sorted(p.parent for p in Path(root).rglob(METRICS_FILE))
+    """Every run directory below root (one holding a config, a table, a summary or a checkpoint),
+    sorted."""
+    found = {p.parent for name in RUN_FILES for p in Path(root).rglob(name)}
+    return sorted(found)
+
+
+def checkpoint_rows(run_dir: str | os.PathLike, steps: bool = False) -> list[dict] | None:
+    """The epoch (or step) rows a run's checkpoint holds, or None when it has none readable."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn or foreign file: the caller says why it is skipped
+        return None
+    return checkpoint.get("step_rows" if steps else "rows")
+
+
+def _run_table(run_dir: Path, steps: bool):
+    """The run's table as a DataFrame, from the CSV or else from its checkpoint; or the reason
+    it has none."""
+    import pandas as pd
+
+    table = run_dir / (STEPS_FILE if steps else METRICS_FILE)
+    if table.exists():
+        try:
+            return pd.read_csv(table), None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            return None, f"{table.name} is unreadable ({err})"
+    rows = checkpoint_rows(run_dir, steps)
+    if rows:
+        columns = STEP_COLUMNS if steps else EPOCH_COLUMNS
+        return pd.DataFrame(rows)[columns], None
+    return None, f"no {table.name} and no {CHECKPOINT_FILE} holding its rows"
+
+
+def _run_meta(run_dir: Path) -> tuple[dict | None, str | None]:
+    """The run's flattened config, status and facts; or why it cannot be read."""
+    if not (run_dir / CONFIG_FILE).exists():
+        status = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+        reason = f"no {CONFIG_FILE}"
+        if status.get("status"):
+            reason += f" (status {status['status']}: {status.get('error', '')})".replace(": )", ")")
+        return None, reason
+    meta = flatten(read_json(run_dir / CONFIG_FILE))
+    summary = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+    meta["status"] = summary.get("status")
+    if (run_dir / FACTS_FILE).exists():
+        meta.update(flatten(read_json(run_dir / FACTS_FILE), "facts."))
+    meta["run_dir"] = str(run_dir)
+    return meta, None
 
 
 def load_runs(root: str | os.PathLike, steps: bool = False):
     """Read every run below `root` into one pandas DataFrame: one row per run × epoch (or per
-    run × step with steps=True), with the run's flattened config keys and its summary status as
-    columns, plus `run_dir`. Runs without a config are skipped with their directory listed in
-    `df.attrs["skipped"]`."""
+    run × step with steps=True), with the run's flattened config keys, its summary status, its
+    facts (as `facts.<key>`) and `run_dir` as columns. A run whose metrics.csv is gone is read
+    from its checkpoint. Runs that cannot be read are left out and listed, each with the reason,
+    in `df.attrs["skipped"]` ({run_dir: reason})."""
     import pandas as pd
 
-    frames, skipped = [], []
+    frames, skipped = [], {}
     for run_dir in find_runs(root):
-        table = run_dir / (STEPS_FILE if steps else METRICS_FILE)
-        if not (run_dir / CONFIG_FILE).exists() or not table.exists():
-            skipped.append(str(run_dir))
+        meta, reason = _run_meta(run_dir)
+        frame = None
+        if meta is not None:
+            frame, reason = _run_table(run_dir, steps)
+        if frame is None:
+            skipped[str(run_dir)] = reason
             continue
-        frame = pd.read_csv(table)
-        meta = flatten(read_json(run_dir / CONFIG_FILE))
-        summary_path = run_dir / SUMMARY_FILE
-        meta["status"] = read_json(summary_path).get("status") if summary_path.exists() else None
-        meta["run_dir"] = str(run_dir)
         for key, value in meta.items():
             if key not in frame.columns:
                 frame[key] = value
@@ -103,4 +161,3 @@ def load_runs(root: str | os.PathLike, steps: bool = False):
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     df.attrs["skipped"] = skipped
     return df
-

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
+from agd.distributed import all_reduce, reduce_stats
 from agd.metrics import RunningStats, UpdateSizeMeter, correct_count
 
 
@@ -61,125 +63,163 @@ def evaluate(model: nn.Module, loader, loss_fn, optimizer=None, *, amp_dtype: to
         loss_sum += loss_fn(out, y).double() * len(y)
         correct += correct_count(out, y)
         count += len(y)
-    totals = _all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(count), device=device,
+    totals = all_reduce(torch.stack([loss_sum, correct, torch.tensor(float(count), device=device,
                                                                           dtype=torch.float64)]))
     return totals[0] / totals[2], totals[1] / totals[2]
 
 
-def _all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
-    """Sum (or min/max) across data-parallel ranks when torch.distributed is running; identity
-    otherwise."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(t, op=getattr(torch.distributed.ReduceOp, op.upper()))
-    return t
+@dataclass
+class LoopOptions:
+    """How the loop runs, apart from what it trains.
 
-
-def _reduce_stats(stats: torch.Tensor) -> torch.Tensor:
-    """Rows of (mean, min, max) over each rank's batches -> over all ranks' batches: the mean of
-    the rank means (every rank holds an equal slice of each global batch, so this is the global
-    mean), the min of the mins and the max of the maxes."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return stats
-    means = _all_reduce(stats[:, 0].contiguous()) / torch.distributed.get_world_size()
-    lows = _all_reduce(stats[:, 1].contiguous(), "min")
-    highs = _all_reduce(stats[:, 2].contiguous(), "max")
-    return torch.stack([means, lows, highs], dim=1)
-
-
-def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test_loader,
-          loss_fn: Callable, epochs: int, *, start_epoch: int = 0, step_rows: int = 0,
-          time_offset: float = 0.0, track_update_size: bool = True,
-          on_epoch: Callable[[dict], None] | None = None,
-          on_steps: Callable[[list[dict]], None] | None = None,
-          progress: bool = True, amp_dtype: torch.dtype | None = None,
-          channels_last: bool = False) -> list[dict]:
-    """Train from `start_epoch` to `epochs`; return the new epoch rows.
-
+    start_epoch: epochs already done (a resumed run); the loop trains start_epoch..epochs-1.
     step_rows: also emit one row per optimiser step for the first `step_rows` steps of the run
-        (PAPER.md fig4 logs every iteration of epoch 1); they reach `on_steps` at epoch end.
+        (docs/experiments.md, figure 4 logs every iteration of epoch 1); they reach `on_steps`
+        at epoch end.
     time_offset: seconds already spent before a resume, so time_s is the run's total.
+    track_update_size: measure the relative update size of every step (figure 2).
+    progress: show a tqdm bar over epochs.
     amp_dtype: autocast the forward pass to this dtype (torch.bfloat16), loss in fp32.
     channels_last: feed 4-D inputs in channels_last memory format (the model should be too).
     """
+
+    start_epoch: int = 0
+    step_rows: int = 0
+    time_offset: float = 0.0
+    track_update_size: bool = True
+    progress: bool = True
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+
+
+@dataclass
+class _EpochTotals:
+    """One epoch's running sums, all on the device until the epoch ends."""
+
+    device: torch.device
+    first_step: int
+    loss: RunningStats = field(init=False)
+    eta: RunningStats = field(init=False)
+    update: RunningStats = field(init=False)
+    pending_steps: list = field(default_factory=list)  # (step, tensor of loss, acc, η, update)
+    seen: int = 0
+
+    def __post_init__(self):
+        self.loss, self.eta, self.update = (RunningStats(self.device) for _ in range(3))
+        self.correct = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.first_bad_step = torch.full((), -1, device=self.device, dtype=torch.long)
+        self.step_counter = torch.full((), self.first_step, device=self.device, dtype=torch.long)
+
+    def add(self, loss, batch_correct, batch_size: int, eta, update, record_step: int | None) -> None:
+        self.loss.add(loss)
+        self.eta.add(eta)
+        self.update.add(update)
+        self.correct += batch_correct
+        self.seen += batch_size
+        bad = ~torch.isfinite(loss) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(bad, self.step_counter, self.first_bad_step)
+        self.step_counter += 1
+        if record_step is not None:
+            self.pending_steps.append((record_step, torch.stack([
+                loss.double(), batch_correct.double() / batch_size, eta.double(), update.double()])))
+
+
+def _divergence_hint(optimizer) -> str:
+    """The optimiser's own knob for its step size: AGD has a gain and no learning rate."""
+    defaults = getattr(optimizer, "defaults", {})
+    if "gain" in defaults:
+        return "Lower the optimizer's gain (AGD has no learning rate) or check the data."
+    if "lr" in defaults:
+        return "Lower the learning rate or check the data."
+    return "Check the optimizer's settings and the data."
+
+
+def _train_epoch(model, optimizer, loader, loss_fn, epoch: int, meter: UpdateSizeMeter,
+                 options: LoopOptions) -> _EpochTotals:
+    """One pass over the training set; every number stays on the device."""
+    device = next(model.parameters()).device
+    model.train()
+    _set_optimizer_mode(optimizer, "train")
+    loader.set_epoch(epoch)
+    totals = _EpochTotals(device, epoch * len(loader))
+    for i, (x, y) in enumerate(loader):
+        step = epoch * len(loader) + i
+        meter.before_step()
+        out = _forward(model, x, options.amp_dtype, options.channels_last)
+        loss = loss_fn(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        eta = optimizer.step()
+        eta = eta.detach().float() if isinstance(eta, torch.Tensor) else torch.zeros((), device=device)
+        update = meter.after_step()
+        totals.add(loss.detach(), correct_count(out.detach(), y), len(y), eta, update,
+                   step if step < options.step_rows else None)
+    return totals
+
+
+def _check_finite(totals: _EpochTotals, epoch: int, steps_per_epoch: int, optimizer) -> None:
+    """Raise, naming the first bad step, when any rank saw a non-finite loss this epoch."""
+    bad_step = all_reduce(totals.first_bad_step, "max").item()  # one rank's NaN stops every rank
+    if bad_step >= 0:
+        raise NonFiniteLossError(
+            f"the training loss became non-finite at epoch {epoch + 1}, step "
+            f"{bad_step - epoch * steps_per_epoch + 1} of {steps_per_epoch} (global step "
+            f"{bad_step + 1}); rows up to epoch {epoch} are saved. {_divergence_hint(optimizer)}")
+
+
+def _epoch_row(totals: _EpochTotals, epoch: int, steps_per_epoch: int, test, time_s: float) -> dict:
+    """The schema row of one epoch: the one host read of the epoch's device tensors."""
+    device = totals.device
+    counts = all_reduce(torch.stack([totals.correct, torch.tensor(float(totals.seen), device=device,
+                                                                  dtype=torch.float64)]))
+    stats = torch.stack([totals.loss.tensors(), totals.eta.tensors(), totals.update.tensors()])
+    stats = reduce_stats(stats).tolist()
+    return {
+        "epoch": epoch + 1,
+        "step": (epoch + 1) * steps_per_epoch,
+        "train_loss": stats[0][0],
+        "train_acc": (counts[0] / counts[1]).item(),
+        "test_loss": test[0].item(),
+        "test_acc": test[1].item(),
+        "eta_mean": stats[1][0], "eta_min": stats[1][1], "eta_max": stats[1][2],
+        "update_mean": stats[2][0], "update_min": stats[2][1], "update_max": stats[2][2],
+        "time_s": time_s,
+    }
+
+
+def _step_rows(totals: _EpochTotals, epoch: int) -> list[dict]:
+    values = torch.stack([v for _, v in totals.pending_steps]).tolist()
+    return [{"epoch": epoch + 1, "step": s + 1, "train_loss": v[0], "train_acc": v[1], "eta": v[2],
+             "update": v[3]} for (s, _), v in zip(totals.pending_steps, values, strict=True)]
+
+
+def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test_loader,
+          loss_fn: Callable, epochs: int, options: LoopOptions | None = None, *,
+          on_epoch: Callable[[dict], None] | None = None,
+          on_steps: Callable[[list[dict]], None] | None = None, **option_values) -> list[dict]:
+    """Train from `options.start_epoch` to `epochs`; return the new epoch rows. Each row reaches
+    `on_epoch` as soon as its epoch ends. The fields of LoopOptions may also be given as
+    keywords (`progress=False`)."""
     from tqdm.auto import tqdm
 
-    device = next(model.parameters()).device
-    weights = _weights(model)
+    options = replace(options or LoopOptions(), **option_values)
     # AGD reports its own update size from the step (no weight copy); others: buffered copy
-    update_meter = UpdateSizeMeter(optimizer, weights, enabled=track_update_size)
+    meter = UpdateSizeMeter(optimizer, _weights(model), enabled=options.track_update_size)
     steps_per_epoch = len(train_loader)
     rows: list[dict] = []
     clock = time.perf_counter()
-    bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="epochs",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(options.start_epoch, epochs), initial=options.start_epoch, total=epochs,
+               desc="epochs", disable=not options.progress, dynamic_ncols=True)
     for epoch in bar:
-        model.train()
-        _set_optimizer_mode(optimizer, "train")
-        train_loader.set_epoch(epoch)
-        loss_stats, eta_stats, update_stats = (RunningStats(device) for _ in range(3))
-        correct = torch.zeros((), device=device, dtype=torch.float64)
-        seen = 0
-        first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
-        pending_steps: list[tuple[int, torch.Tensor]] = []
-        step_counter = torch.full((), epoch * steps_per_epoch, device=device, dtype=torch.long)
-        for i, (x, y) in enumerate(train_loader):
-            step = epoch * steps_per_epoch + i
-            update_meter.before_step()
-            out = _forward(model, x, amp_dtype, channels_last)
-            loss = loss_fn(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            eta = optimizer.step()
-            eta = eta.detach().float() if isinstance(eta, torch.Tensor) else torch.zeros((), device=device)
-            update = update_meter.after_step()
-            loss = loss.detach()
-            batch_correct = correct_count(out.detach(), y)
-            loss_stats.add(loss)
-            eta_stats.add(eta)
-            update_stats.add(update)
-            correct += batch_correct
-            seen += len(y)
-            bad = ~torch.isfinite(loss) & (first_bad_step < 0)
-            first_bad_step = torch.where(bad, step_counter, first_bad_step)
-            step_counter += 1
-            if step < step_rows:
-                pending_steps.append((step, torch.stack([loss.double(), batch_correct.double() / len(y),
-                                                         eta.double(), update.double()])))
-        # --- one host read per epoch ---
-        epoch_totals = _all_reduce(torch.stack([correct, torch.tensor(float(seen), device=device,
-                                                                       dtype=torch.float64)]))
-        stats = torch.stack([loss_stats.tensors(), eta_stats.tensors(), update_stats.tensors()])
-        first_bad_step = _all_reduce(first_bad_step, "max")  # one rank's NaN stops every rank
-        bad_step = first_bad_step.item()
-        if bad_step >= 0:
-            raise NonFiniteLossError(
-                f"the training loss became non-finite at epoch {epoch + 1}, step "
-                f"{bad_step - epoch * steps_per_epoch + 1} of {steps_per_epoch} (global step "
-                f"{bad_step + 1}); rows up to epoch {epoch} are saved. "
-                "Lower the learning rate or check the data."
-            )
-        test_loss, test_acc = evaluate(model, test_loader, loss_fn, optimizer, amp_dtype=amp_dtype,
-                                       channels_last=channels_last)
-        stats = _reduce_stats(stats).tolist()
-        row = {
-            "epoch": epoch + 1,
-            "step": (epoch + 1) * steps_per_epoch,
-            "train_loss": stats[0][0],
-            "train_acc": (epoch_totals[0] / epoch_totals[1]).item(),
-            "test_loss": test_loss.item(),
-            "test_acc": test_acc.item(),
-            "eta_mean": stats[1][0], "eta_min": stats[1][1], "eta_max": stats[1][2],
-            "update_mean": stats[2][0], "update_min": stats[2][1], "update_max": stats[2][2],
-            "time_s": time_offset + time.perf_counter() - clock,
-        }
+        totals = _train_epoch(model, optimizer, train_loader, loss_fn, epoch, meter, options)
+        _check_finite(totals, epoch, steps_per_epoch, optimizer)
+        test = evaluate(model, test_loader, loss_fn, optimizer, amp_dtype=options.amp_dtype,
+                        channels_last=options.channels_last)
+        row = _epoch_row(totals, epoch, steps_per_epoch, test,
+                         options.time_offset + time.perf_counter() - clock)
         rows.append(row)
-        if pending_steps and on_steps is not None:
-            values = torch.stack([v for _, v in pending_steps]).tolist()
-            on_steps([
-                {"epoch": epoch + 1, "step": s + 1, "train_loss": v[0], "train_acc": v[1],
-                 "eta": v[2], "update": v[3]}
-                for (s, _), v in zip(pending_steps, values, strict=True)
-            ])
+        if totals.pending_steps and on_steps is not None:
+            on_steps(_step_rows(totals, epoch))
         if on_epoch is not None:
             on_epoch(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3g}", acc=f"{row['train_acc']:.3f}",

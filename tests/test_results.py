@@ -43,7 +43,7 @@ def test_load_runs_joins_config_columns(tmp_path):
     assert len(find_runs(tmp_path)) == 3
     assert len(df) == 6 and sorted(df["model.depth"].unique()) == [2, 4]
     assert set(EPOCH_COLUMNS) <= set(df.columns) and (df["status"] == "complete").all()
-    assert df.attrs["skipped"] == [str(orphan)]
+    assert df.attrs["skipped"] == {str(orphan): "no config.json"}
 
 
 def test_load_runs_of_empty_tree_has_schema_columns(tmp_path):
