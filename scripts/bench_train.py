@@ -47,24 +47,24 @@ from agd.losses import SquareLoss  # noqa: E402
 from agd.models import FCN  # noqa: E402
 from agd.train import train  # noqa: E402
 
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # CIFAR-10 (PAPER.md §4)
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # CIFAR-10 (docs/data.md)
 
 
 # ---------------------------------------------------------------- models
 
 def resnet18() -> tuple[nn.Module, str]:
     from agd.models import PreActResNet18
-    return PreActResNet18(num_classes=10), "agd.models.PreActResNet18"
+    return PreActResNet18(input_shape=(3, 32, 32), num_classes=10), "agd.models.PreActResNet18"
 
 
 def resnet50_imagenet() -> tuple[nn.Module, str]:
     from agd.models import ResNet50ImageNet
-    return ResNet50ImageNet(num_classes=1000), "agd.models.ResNet50ImageNet"
+    return ResNet50ImageNet(input_shape=(3, 224, 224), num_classes=1000), "agd.models.ResNet50ImageNet"
 
 
 def build(name: str) -> tuple[nn.Module, str]:
     if name == "fcn8x256":
-        return FCN(8, 256, 3072, 10), "agd.models.FCN(8, 256, 3072, 10)"
+        return FCN(depth=8, width=256, input_shape=(3, 32, 32), num_classes=10), "agd.models.FCN(depth=8, width=256)"
     if name == "resnet18":
         return resnet18()
     raise ValueError(f"unknown model {name!r}")
@@ -229,7 +229,7 @@ def update_size_cost(images: int, batch: int, device, repeats: int = 3) -> list[
     for _ in range(repeats):
         for name, (cls, track) in variants.items():
             torch.manual_seed(0)
-            model = init_weights(FCN(8, 256, 3072, 10)).to(device)
+            model = init_weights(FCN(depth=8, width=256, input_shape=(3, 32, 32), num_classes=10)).to(device)
             opt = cls(model.parameters(), check_finite=False)
             _sync(device)
             start = time.perf_counter()

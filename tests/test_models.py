@@ -1,10 +1,12 @@
-"""The CNNs of PAPER.md §3: output shapes, exact parameter counts, and one AGD step each."""
+"""The CNNs of docs/models.md: output shapes, exact parameter counts, and one AGD step each."""
+
+import re
 
 import pytest
 import torch
 
 from agd import AGD, init_weights
-from agd.models import VGG16, PreActResNet18, PreActResNet50, ResNet50ImageNet
+from agd.models import FCN, VGG16, PreActResNet18, PreActResNet50, ResNet50ImageNet
 
 # Expected parameter counts, derived by hand (k×k conv: c_in·c_out·k², Linear: in·out, no biases,
 # BatchNorm(affine=False) holds none).
@@ -65,9 +67,36 @@ def test_parameter_count_literals():
 
 def test_mnist_channels_change_only_the_stem():
     # 1-channel input: the stem loses 2·64·9 weights (3×3) or 2·64·49 (7×7)
-    assert count(VGG16(10, in_channels=1)) == 14_715_584 - 2 * 64 * 9
-    assert count(PreActResNet18(10, in_channels=1)) == 11_164_352 - 2 * 64 * 9
-    assert count(ResNet50ImageNet(1000, in_channels=1)) == RESNET50_IMAGENET - 2 * 64 * 49
+    assert count(VGG16(input_shape=(1, 28, 28), num_classes=10)) == 14_715_584 - 2 * 64 * 9
+    assert count(PreActResNet18(input_shape=(1, 28, 28), num_classes=10)) == 11_164_352 - 2 * 64 * 9
+    assert count(ResNet50ImageNet(input_shape=(1, 64, 64))) == RESNET50_IMAGENET - 2 * 64 * 49
+
+
+@pytest.mark.parametrize("make", [FCN, VGG16, PreActResNet18, PreActResNet50, ResNet50ImageNet])
+def test_every_model_takes_input_shape_and_num_classes(make):
+    # the uniform constructor arguments every config's model is built with
+    options = {"depth": 2, "width": 4} if make is FCN else {"width": 4}
+    model = make(input_shape=(3, 16, 12), num_classes=7, **options)
+    assert model(torch.randn(2, 3, 16, 12)).shape == (2, 7)
+    first = next(m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    assert first.weight.shape[1] == (3 * 16 * 12 if make is FCN else 3)
+
+
+def test_fcn_takes_a_flat_input_shape():
+    assert FCN(depth=2, width=4, input_shape=(40,), num_classes=3)(torch.randn(5, 40)).shape == (5, 3)
+
+
+@pytest.mark.parametrize("make, kwargs, words", [
+    (VGG16, {"input_shape": (32, 32)}, "VGG16 input_shape must be (channels, height, width)"),
+    (PreActResNet18, {"input_shape": (3, 0, 32)}, "PreActResNet18 input_shape must be"),
+    (ResNet50ImageNet, {"num_classes": 0}, "ResNet50ImageNet num_classes must be an integer >= 1"),
+    (PreActResNet50, {"width": 2.5}, "PreActResNet50 width must be an integer >= 1"),
+    (FCN, {"depth": 3, "width": 4, "num_classes": 2}, "FCN needs input_shape="),
+    (FCN, {"depth": 3, "width": 4, "input_shape": (3, -1), "num_classes": 2}, "FCN input_shape must be"),
+])
+def test_bad_model_arguments_name_the_model_and_the_key(make, kwargs, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        make(**kwargs)
 
 
 @pytest.mark.parametrize("make, classes, shape", [
@@ -75,7 +104,7 @@ def test_mnist_channels_change_only_the_stem():
     (PreActResNet18, 10, (2, 1, 28, 28)),   # MNIST: 28→28/14/7/4, pooled to 1×1
 ])
 def test_mnist_shapes(make, classes, shape):
-    model = make(num_classes=classes, in_channels=shape[1])
+    model = make(input_shape=shape[1:], num_classes=classes)
     assert model(torch.randn(shape)).shape == (shape[0], classes)
 
 
@@ -116,14 +145,14 @@ def test_agd_steps_every_weight(make, classes, shape):
     # nets (one QR per kernel position, ~0.1 s per 512×512 block on a shared CPU) is in the slow
     # test below.
     torch.manual_seed(0)
-    _agd_step(make(num_classes=classes, in_channels=shape[1]), shape, classes)
+    _agd_step(make(input_shape=shape[1:], num_classes=classes), shape, classes)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make, classes, shape", CASES)
 def test_agd_steps_after_paper_init(make, classes, shape):
     torch.manual_seed(0)
-    model = init_weights(make(num_classes=classes, in_channels=shape[1]), torch.Generator().manual_seed(0))
+    model = init_weights(make(input_shape=shape[1:], num_classes=classes), torch.Generator().manual_seed(0))
     conv = next(p for p in model.parameters() if p.dim() == 4 and p.shape[0] == p.shape[1])
     # every kernel position of a square conv is orthogonal times sqrt(1)/sqrt(kx·ky)
     block = conv[:, :, 0, 0] * (conv.shape[2] * conv.shape[3]) ** 0.5

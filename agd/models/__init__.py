@@ -1,4 +1,7 @@
-"""Architectures of PAPER.md §3, all bias-free (batch norm without affine parameters)."""
+"""The paper's architectures (docs/models.md), all bias-free (batch norm without affine parameters).
+
+Every model takes the keywords `input_shape` (the dataset's per-example shape: (C, H, W) for
+images; the FCN also takes a flat (D,)) and `num_classes`, plus its own options."""
 
 from agd.models.fcn import FCN
 from agd.models.resnet_cifar import PreActResNet18, PreActResNet50

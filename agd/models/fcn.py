@@ -1,11 +1,14 @@
-"""The paper's fully connected network (PAPER.md §3)."""
+"""The paper's fully connected network (docs/models.md)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from agd.models.common import positive_int
 
 
 class ScaledReLU(nn.Module):
@@ -15,18 +18,49 @@ class ScaledReLU(nn.Module):
         return torch.relu(x) * math.sqrt(2.0)
 
 
-class FCN(nn.Module):
-    """Bias-free MLP: Linear(in→width), (depth−2)×Linear(width→width), Linear(width→out), with
-    ReLU·√2 after every layer but the last. `depth` counts the linear layers."""
+def _flat_size(input_shape) -> int:
+    if (not isinstance(input_shape, Sequence) or isinstance(input_shape, str) or len(input_shape) == 0
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in input_shape)):
+        raise ValueError(f"FCN input_shape must be a tuple of positive integers such as (784,) or "
+                         f"(3, 32, 32), got {input_shape!r}.")
+    return math.prod(input_shape)
 
-    def __init__(self, depth: int, width: int, in_dim: int, out_dim: int):
+
+def _resolve(new, old, new_key: str, old_key: str):
+    """The value given under the uniform name or the earlier one; both must agree if both are given."""
+    if new is None and old is None:
+        raise ValueError(f"FCN needs {new_key}= (the dataset's {new_key}).")
+    if new is not None and old is not None and new != old:
+        raise ValueError(f"FCN got {new_key} {new!r} and {old_key} {old!r}, which disagree; pass {new_key} only.")
+    return new if new is not None else old
+
+
+class FCN(nn.Module):
+    """Bias-free MLP: Linear(d0→width), (depth−2)×Linear(width→width), Linear(width→num_classes),
+    with ReLU·√2 after every layer but the last; the input is flattened, d0 = prod(input_shape).
+    `depth` counts the linear layers.
+
+    The uniform model arguments are the keywords `input_shape` and `num_classes`; `in_dim` and
+    `out_dim` (the flattened input size and the class count) are their earlier names, still
+    accepted until every caller passes the uniform ones.
+    """
+
+    def __init__(self, depth: int, width: int, in_dim: int | None = None, out_dim: int | None = None, *,
+                 input_shape: tuple[int, ...] | None = None, num_classes: int | None = None):
         super().__init__()
-        for key, value, low in (("depth", depth, 2), ("width", width, 1), ("in_dim", in_dim, 1),
-                                ("out_dim", out_dim, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"FCN {key} must be an integer >= {low}, got {value!r}.")
+        positive_int("FCN", "depth", depth, 2)
+        positive_int("FCN", "width", width)
+        if in_dim is not None:
+            positive_int("FCN", "in_dim", in_dim)
+        if out_dim is not None:
+            positive_int("FCN", "out_dim", out_dim)
+        if num_classes is not None:
+            positive_int("FCN", "num_classes", num_classes)
+        d0 = _resolve(None if input_shape is None else _flat_size(input_shape), in_dim,
+                      "input_shape", "in_dim")
+        classes = _resolve(num_classes, out_dim, "num_classes", "out_dim")
         self.depth, self.width = depth, width
-        dims = [in_dim] + [width] * (depth - 1) + [out_dim]
+        dims = [d0] + [width] * (depth - 1) + [classes]
         layers: list[nn.Module] = []
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
             layers.append(nn.Linear(d_in, d_out, bias=False))

@@ -1,4 +1,4 @@
-"""Pre-activation ResNet-18 and ResNet-50 for CIFAR (PAPER.md §3), bias-free, affine-free BN.
+"""Pre-activation ResNet-18 and ResNet-50 for CIFAR (docs/models.md), bias-free, affine-free BN.
 
 Pre-activation (He et al., 2016, "Identity mappings in deep residual networks"): every residual
 branch is BN → ReLU → conv, and the skip path is the identity, or a 1×1 conv (taken from the
@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from agd.models.common import image_shape, positive_int
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -76,9 +78,13 @@ class PreActResNet(nn.Module):
     1:2:4:8. Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
     """
 
-    def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], num_classes: int = 10,
-                 in_channels: int = 3, width: int = 64):
+    def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], *,
+                 input_shape: tuple[int, int, int], num_classes: int, width: int):
         super().__init__()
+        name = type(self).__name__
+        in_channels = image_shape(name, input_shape)[0]
+        positive_int(name, "num_classes", num_classes)
+        positive_int(name, "width", width)
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         in_planes = width
         stages = []
@@ -95,16 +101,19 @@ class PreActResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stem(x)
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        # no BN/ReLU here (see the module docstring); the paper's avg-pool 4 on the 4×4 map of a 32×32 input; adaptive so 28×28 MNIST works
+        # no BN/ReLU here (see the module docstring); the paper's avg-pool 4 on the 4×4 map of a
+        # 32×32 input, adaptive so that 28×28 MNIST works too
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.fc(out)
 
 
 class PreActResNet18(PreActResNet):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
-        super().__init__(PreActBasicBlock, (2, 2, 2, 2), num_classes, in_channels, width)
+    def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+                 width: int = 64):
+        super().__init__(PreActBasicBlock, (2, 2, 2, 2), input_shape=input_shape, num_classes=num_classes, width=width)
 
 
 class PreActResNet50(PreActResNet):
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
-        super().__init__(PreActBottleneck, (3, 4, 6, 3), num_classes, in_channels, width)
+    def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+                 width: int = 64):
+        super().__init__(PreActBottleneck, (3, 4, 6, 3), input_shape=input_shape, num_classes=num_classes, width=width)

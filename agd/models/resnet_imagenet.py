@@ -1,4 +1,4 @@
-"""ResNet-50 for ImageNet in torchvision's layout (PAPER.md §3), with bias=False and
+"""ResNet-50 for ImageNet in torchvision's layout (docs/models.md), with bias=False and
 affine=False everywhere.
 
 Layout of torchvision.models.resnet50 (post-activation, "ResNet v1.5": the stride sits on the
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from agd.models.common import image_shape, positive_int
 
 
 class Bottleneck(nn.Module):
@@ -42,10 +44,14 @@ class Bottleneck(nn.Module):
 
 
 class ResNet50ImageNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width: int = 64):
+    def __init__(self, *, input_shape: tuple[int, int, int] = (3, 224, 224), num_classes: int = 1000,
+                 width: int = 64):
         # width: stem/first-stage width (64 in the paper); stages keep the ratios 1:2:4:8.
         # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
+        in_channels = image_shape("ResNet50ImageNet", input_shape)[0]
+        positive_int("ResNet50ImageNet", "num_classes", num_classes)
+        positive_int("ResNet50ImageNet", "width", width)
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width, affine=False)
         self.relu = nn.ReLU(inplace=True)

@@ -1,11 +1,13 @@
-"""VGG-16 for CIFAR (PAPER.md §3): bias-free convs, batch norm without affine parameters."""
+"""VGG-16 for CIFAR (docs/models.md): bias-free convs, batch norm without affine parameters."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-# channels of each Conv3x3 -> BN -> ReLU stage; "M" is a 2x2 max-pool (PAPER.md §3)
+from agd.models.common import image_shape, positive_int
+
+# channels of each Conv3x3 -> BN -> ReLU stage; "M" is a 2x2 max-pool (docs/models.md)
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
@@ -18,12 +20,15 @@ class VGG16(nn.Module):
     fifth pool, and a global average pool (the identity on a 1×1 map) precedes the classifier.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64):
+    def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+                 width: int = 64):
         # width: channels of the first stage (64 in the paper); every stage scales with it.
         # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
+        channels = image_shape("VGG16", input_shape)[0]
+        positive_int("VGG16", "num_classes", num_classes)
+        positive_int("VGG16", "width", width)
         layers: list[nn.Module] = []
-        channels = in_channels
         for item in VGG16_LAYOUT:
             if item == "M":
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
