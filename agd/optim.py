@@ -1,299 +1,142 @@
-"""AGD as a drop-in `torch.optim.Optimizer` (PAPER.md §1, §1.1, §1.2, §1.3).
+"""Automatic Gradient Descent as the paper writes it, as a `torch.optim.Optimizer`.
 
-    opt = AGD(model.parameters())          # after agd.init_weights(model)
+    opt = AGD(model.parameters())     # after agd.init_weights(model); or AGD(model)
     loss.backward(); eta = opt.step(); opt.zero_grad()
 
-How the step is made fast (numbers in BENCHMARKS.md):
-- Every weight is a list of "blocks" (a matrix is one block, a conv kernel one block per kernel
-  position), and one flat float32 vector holds the norms of all blocks of all tensors. G, η and
-  every per-block coefficient are a handful of vector ops on it, whatever the depth.
-- Matrix norms come from one `torch._foreach_norm` (on a CPU, one BLAS dot per matrix, which
-  reads memory faster); a conv's block norms are squared and summed over a
-  (c_out, c_in*kx*ky) view, so the reduction runs down long contiguous rows instead of the
-  strided 9-element gathers that `norm(dim=(0, 1))` makes (about 4x faster on a CPU).
-- The update is one pass per tensor, W ← W − coef ⊙ ∇W (`torch._foreach_addcmul_`), with coef
-  a 0-d tensor for a matrix and a (c_in, kx, ky) tensor for a conv, broadcast over c_out so the
-  innermost loop is contiguous.
-- The per-block scale vectors, the coefficient buffers and their per-tensor views are built
-  once and cached (rebuilt only when the set of parameters with a gradient, their layout or a
-  gain changes), so a step makes no host-to-device copies.
-- η stays a device tensor: with `check_finite=False` the step never waits on the host (the
-  training loop uses that mode and reads the count of skipped steps once per epoch). On a CPU,
-  where reading a number is not a device sync, G is read once and η computed in Python, which
-  saves a dozen 0-d tensor ops per step.
-- Under torch.compile (and on CUDA) the same maths runs without the cached buffers' in-place
-  `out=` writes, so it traces into one graph; the step also replays inside a CUDA graph.
-- With `measure_update_size` the relative update size of PAPER.md fig2 comes from the step's
-  own coefficients (block b moves by exactly coef_b·||∇W[b]||), so the training loop no longer
-  copies every weight every step to measure it.
+The step is docs/algorithm.md, steps 1-3, one tensor at a time. Per-tensor facts (the (out, in)
+blocks and the scale of each kind) come from agd/rules.py. `foreach=True` runs the same maths
+over all tensors at once with no host sync (agd/optim_fast.py, tested equal to this reading).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 import torch
+from torch import nn
 from torch.optim import Optimizer
 
-from agd.functional import automatic_learning_rate, check_weight_shape, kernel_square_norms, weight_scale
-
-
-def _is_compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and compiler.is_compiling())
-
-
-def _frobenius_norms(tensors: list[torch.Tensor], compiling: bool) -> torch.Tensor:
-    """Frobenius norm of each tensor as one float32 vector."""
-    fp32 = all(t.dtype == torch.float32 for t in tensors)
-    if fp32 and tensors[0].device.type == "cpu" and not compiling:
-        # on a CPU, BLAS sdot reads a tensor about 1.4x faster than vector_norm does
-        flat = [t.reshape(-1) for t in tensors]
-        return torch.stack([torch.dot(f, f) for f in flat]).sqrt_()
-    return torch.stack(torch._foreach_norm(tensors, 2, **({} if fp32 else {"dtype": torch.float32})))
-
-
-def _channels_last(t: torch.Tensor) -> bool:
-    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-
-
-class _Plan:
-    """Everything about a step that depends only on which tensors take part, their shapes,
-    layouts and gains: built once and cached, so the hot path makes no host-to-device copies
-    and no per-tensor Python views. Holds float32 vectors over all blocks:
-
-    scales_over_depth  scale_k / L for each block of tensor k (G is their dot with the norms)
-    step_lengths       scale_k * gain_k / L for each block (times η / ||block|| = coefficient)
-    coef               the per-block coefficients of this step, written in place
-    coefs              per tensor, a view of coef (0-d for a matrix) or of expanded, where each
-                       conv's coefficient is laid out (c_in, kx, ky) in the weight's memory
-                       order, so W ← W − coef ⊙ ∇W broadcasts over c_out along contiguous rows
-    """
-
-    def __init__(self, live: list[tuple[torch.Tensor, float]], depth: int, device):
-        scales, step_lengths, entries, views, owner = [], [], [], [], []
-        block = 0
-        for k, (p, gain) in enumerate(live):
-            scale = weight_scale(p.shape)
-            blocks = 1 if p.dim() == 2 else p.shape[2] * p.shape[3]
-            scales += [scale / depth] * blocks
-            step_lengths += [scale * gain / depth] * blocks  # (η/L)·scale·gain, PAPER.md §1
-            owner += [k] * blocks
-            if p.dim() == 4:
-                c_in, kx, ky = p.shape[1], p.shape[2], p.shape[3]
-                pos = torch.arange(kx * ky).reshape(kx, ky) + block
-                if _channels_last(p):  # memory order (kx, ky, c_in)
-                    entries.append(pos.reshape(kx, ky, 1).expand(kx, ky, c_in).reshape(-1))
-                else:  # memory order (c_in, kx, ky)
-                    entries.append(pos.reshape(1, kx, ky).expand(c_in, kx, ky).reshape(-1))
-                views.append((len(entries) - 1, _channels_last(p), c_in, kx, ky))
-            else:
-                views.append(block)
-            block += blocks
-        as_vector = dict(dtype=torch.float32, device=device)
-        self.scales_over_depth = torch.tensor(scales, **as_vector)
-        self.step_lengths = torch.tensor(step_lengths, **as_vector)
-        self.coef = torch.empty(block, **as_vector)
-        self.tensors = len(live)
-        self.owner = torch.tensor(owner, dtype=torch.long, device=device)  # block -> tensor
-        self.conv_index = torch.cat(entries).to(device) if entries else None
-        self.expanded = torch.empty(len(self.conv_index), **as_vector) if entries else None
-        self.coefs = []
-        pieces = self.expanded.split([len(e) for e in entries]) if entries else []
-        for view in views:
-            if isinstance(view, int):
-                self.coefs.append(self.coef[view])
-            else:
-                index, channels_last, c_in, kx, ky = view
-                if channels_last:
-                    self.coefs.append(pieces[index].view(kx, ky, c_in).permute(2, 0, 1))
-                else:
-                    self.coefs.append(pieces[index].view(c_in, kx, ky))
+from agd.functional import automatic_learning_rate
+from agd.rules import RULES, model_rules, rule_for
 
 
 class AGD(Optimizer):
-    """Automatic Gradient Descent: no learning rate, the step size η is computed every step.
+    """Automatic Gradient Descent: no learning rate; the step size η is computed every step.
 
     Args:
-        params: weight tensors (rank 2 or 4) or param groups. L, the depth, counts every tensor
-            given, across groups.
-        gain: multiplier on the update, 1.0 in every result of the paper (PAPER.md §1.3); a
-            group may override it.
-        check_finite: if True (default) a non-finite gradient raises `FloatingPointError` before
-            any weight changes; this costs one device-to-host sync per step. If False the step
-            is skipped on the device (weights untouched, η recorded as 0) and
-            `state["nonfinite_steps"]` counts such steps, to be read by the caller.
+        params: a model (its parameters are classified with module context, so an
+            nn.Embedding weight is recognised), or weight tensors / param groups (classified by
+            rank: 2 -> matrix, 4 -> conv). L, the depth, counts the trained tensors across all
+            groups; a frozen tensor (requires_grad=False) is neither moved nor counted.
+        gain: multiplier on the update; 1.0 in every result of the paper, which does not have it
+            (docs/algorithm.md, "Gain"). A group may override it.
+        check_finite: if True, a non-finite gradient raises FloatingPointError before any weight
+            changes. If False, that step is skipped (η recorded as 0) and counted in
+            `state["nonfinite_steps"]`.
+        extensions: allow the rules beyond the paper (biases, norm affines, embeddings); they
+            are not available yet, so asking for them raises NotImplementedError.
+        foreach: run the step over all tensors at once with no host sync (agd/optim_fast.py).
+            None (default): on for tensors off the CPU, off on the CPU.
 
     Attributes:
-        measure_update_size: if True, every step also stores (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F,
-            the relative update size of PAPER.md fig2, as the device tensor
-            `state["update_size"]` (one extra read of the weights; no copy of them).
+        measure_update_size: if True, every step stores (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F, the
+            relative update size of fig2, as the 0-d tensor `state["update_size"]`.
     """
 
-    def __init__(self, params: Iterable, gain: float = 1.0, check_finite: bool = True):
+    def __init__(self, params: Iterable | nn.Module, gain: float = 1.0, check_finite: bool = True, *,
+                 extensions: bool = False, foreach: bool | None = None):
         if not gain > 0:
             raise ValueError(f"AGD's gain must be positive, got {gain}.")
+        self.extensions, self.check_finite, self.foreach = bool(extensions), bool(check_finite), foreach
+        if isinstance(params, nn.Module):  # module context: classify every parameter by its module
+            named = model_rules(params, self.extensions)
+            params = [{"params": [p for _, p, _ in named], "kinds": [r.kind for _, _, r in named]}]
         super().__init__(params, dict(gain=float(gain)))
-        self.check_finite = bool(check_finite)
-        for group in self.param_groups:
-            for index, p in enumerate(group["params"]):
-                check_weight_shape(p.shape, f"parameter {index} of its group")
         self.state["step"] = 0
-        # set True (the training loop does) to record state["update_size"] every step
-        self.measure_update_size = False
-        self._plans: dict[tuple, _Plan] = {}  # not state: rebuilt from the parameters
+        self.measure_update_size = False  # the training loop sets it to record state["update_size"]
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Check every tensor of the group against the rule table and record its kind."""
+        params = param_group["params"]
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        kinds = param_group.get("kinds") or [None] * len(params)
+        index = len(self.param_groups)
+        rules = [rule_for(p, kind=kind, name=f"parameter {i} of group {index}", extensions=self.extensions)
+                 for i, (p, kind) in enumerate(zip(params, kinds, strict=True))]
+        super().add_param_group({**param_group, "params": params, "kinds": [r.kind for r in rules]})
 
     @property
     def depth(self) -> int:
-        """L: the number of weight tensors the optimiser was given."""
-        return sum(len(group["params"]) for group in self.param_groups)
+        """L: the number of trained tensors that count in the depth (docs/algorithm.md)."""
+        return sum(RULES[kind].in_depth and p.requires_grad for group in self.param_groups
+                   for p, kind in zip(group["params"], group["kinds"], strict=True))
 
-    def _live(self):
-        """(param, grad, gain) of every tensor with a gradient, matrices first, then convs, and
-        the key under which their plan is cached."""
-        matrices, convs, key = [], [], []
-        for group in self.param_groups:
-            gain = group["gain"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    key.append(None)
-                elif p.dim() == 2:
-                    matrices.append((p, g, gain))
-                    key.append((p.shape, gain))
-                else:
-                    convs.append((p, g, gain))
-                    key.append((p.shape, _channels_last(p), gain))
-        return matrices, convs, tuple(key)
-
-    def _plan(self, live, key, device) -> _Plan:
-        pairs = [(p, gain) for p, _, gain in live]
-        if _is_compiling():  # traced into the graph as constants
-            return _Plan(pairs, self.depth, device)
-        plans = self.__dict__.setdefault("_plans", {})
-        plan = plans.get((key, device))
-        if plan is None:
-            if len(plans) >= 8:  # the layout keeps changing: do not grow without bound
-                plans.clear()
-            plan = plans[(key, device)] = _Plan(pairs, self.depth, device)
-        return plan
+    def trained(self) -> list[tuple[torch.Tensor, torch.Tensor, object, float]]:
+        """(weight, gradient, rule, gain) of each trained tensor that has a gradient."""
+        live = []
+        for index, group in enumerate(self.param_groups):
+            for p, kind in zip(group["params"], group["kinds"], strict=True):
+                if p.requires_grad and p.grad is not None:
+                    if p.grad.is_sparse:
+                        raise ValueError(f"a parameter of group {index} of shape {tuple(p.shape)} has a sparse "
+                                         "gradient: AGD needs dense ones (build nn.Embedding with sparse=False).")
+                    live.append((p, p.grad, RULES[kind], group["gain"]))
+        return live
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
-        """One AGD step. Returns η as a 0-d tensor on the parameters' device."""
+        """One AGD step (docs/algorithm.md, steps 1-3). Returns η as a 0-d tensor."""
         if closure is not None:
             with torch.enable_grad():
                 closure()
-        matrices, convs, key = self._live()
-        if not matrices and not convs:  # nothing has a gradient: G = 0, η = 0, nothing moves
-            device = self.param_groups[0]["params"][0].device
-            if self.measure_update_size:
-                self.state["update_size"] = torch.zeros((), device=device)
-            return self._record(torch.zeros((), device=device), torch.zeros((), device=device), True)
-        live = matrices + convs
-        device = live[0][0].device
-        plan = self._plan(live, key, device)
-        params = [p for p, _, _ in live]
-        grads = [g for _, g, _ in live]
-        compiling = _is_compiling()
-
-        # Norm of every block, float32: matrices first (one foreach call), then kernel positions.
-        n = len(matrices)
-        pieces = []
-        if matrices:
-            pieces.append(_frobenius_norms(grads[:n], compiling))
-        if convs:
-            pieces.append(torch.cat([kernel_square_norms(g) for g in grads[n:]]).sqrt_())
-        norms = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-
-        # G = (1/L) Σ_k scale_k Σ_blocks ||∇W_k[block]||_F and η from it (PAPER.md §1 steps 1-2);
-        # a tensor without a gradient adds 0 to G but still counts in L.
-        summary = torch.dot(plan.scales_over_depth, norms)
-        masked = False
-        if device.type == "cpu" and not compiling:
-            # On the CPU reading a number is not a device sync, and a few scalar ops in Python
-            # cost far less than the same ops on 0-d tensors (about 3 us each).
-            value = summary.item()
-            finite = math.isfinite(value)
-            if not finite:
-                if self.check_finite:
-                    raise FloatingPointError(self._nonfinite_message())
-                if self.measure_update_size:
-                    self.state["update_size"] = torch.zeros((), device=device)
-                return self._record(torch.zeros((), device=device), summary, False)
-            eta_value = math.log(0.5 + math.sqrt(0.25 + value))  # = automatic_learning_rate
-            eta = torch.scalar_tensor(eta_value)
-        else:
-            eta = eta_value = automatic_learning_rate(summary)
-            finite = torch.isfinite(summary)
-            if self.check_finite:
-                if not bool(finite):  # one host sync; check_finite=False avoids it
-                    raise FloatingPointError(self._nonfinite_message())
-            else:
-                masked = True
-                eta = eta_value = torch.where(finite, eta, torch.zeros_like(eta))
-
-        # coef_block = (η/L)·scale·gain / ||∇W[block]||. A zero block has a zero gradient, so its
-        # coefficient (inf or NaN from 0/0) is set to 0 and the block stays put (PAPER.md §1.2).
-        if compiling:
-            coef = torch.nan_to_num(plan.step_lengths / norms * eta_value, nan=0.0, posinf=0.0,
-                                    neginf=0.0)
-            coefs = list(coef[:n].unbind())
-            if convs:
-                coefs += [c.reshape(v.shape) if v.dim() == 3 and v.is_contiguous()
-                          else c.reshape(v.shape[1], v.shape[2], v.shape[0]).permute(2, 0, 1)
-                          for c, v in zip(coef[plan.conv_index].split(
-                              [v.numel() for v in plan.coefs[n:]]), plan.coefs[n:], strict=True)]
-        else:
-            coef = torch.div(plan.step_lengths, norms, out=plan.coef).mul_(eta_value)
-            torch.nan_to_num_(coef, nan=0.0, posinf=0.0, neginf=0.0)
-            if convs:
-                torch.index_select(coef, 0, plan.conv_index, out=plan.expanded)
-            coefs = plan.coefs
+        live, depth = self.trained(), max(self.depth, 1)
+        device = live[0][0].device if live else self.param_groups[0]["params"][0].device
+        if self.foreach or (self.foreach is None and device.type != "cpu"):
+            from agd.optim_fast import foreach_step
+            return foreach_step(self, live, depth)
+        # Step 1: G = (1/L) Σ_k scale_k Σ_blocks ||∇W_k[block]||_F (a block is one (out, in) matrix)
+        norms = [rule.norms(g) for _, g, rule, _ in live]
+        summary = sum((rule.scale(p.shape) * n.sum() for (p, _, rule, _), n in zip(live, norms, strict=True)),
+                      torch.zeros((), device=device)) / depth
+        if not torch.isfinite(summary):  # one host read (free on the CPU; foreach=True avoids it)
+            return self.skip_nonfinite(summary)
+        # Step 2: η = log((1 + sqrt(1 + 4G)) / 2)
+        eta = automatic_learning_rate(summary)
+        moved = []
+        for (p, g, rule, gain), norm in zip(live, norms, strict=True):
+            # Step 3: W_k ← W_k − (η/L)·scale_k·gain · ∇W_k[block] / ||∇W_k[block]||_F, block by
+            # block; a block whose gradient is zero has 0/0 := 0 and stays put.
+            coef = torch.where(norm > 0, eta / depth * rule.scale(p.shape) * gain / norm, 0.0)
+            if self.measure_update_size:  # ||ΔW_k||_F / ||W_k||_F, from ||ΔW_k[block]|| = coef·norm
+                weight_norm = torch.linalg.vector_norm(p, dtype=norm.dtype)
+                moved.append(torch.where(weight_norm > 0, (coef * norm).norm() / weight_norm, 0.0))
+            p.addcmul_(g, coef, value=-1)
         if self.measure_update_size:
-            self.state["update_size"] = self._update_size(plan, params, coef, norms, compiling)
-        if masked:
-            # A skipped step (η = 0) must not turn inf * 0 into NaN in the weights: zero the
-            # non-finite entries of the gradient; for a finite gradient this is the identity.
-            grads = [torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) for g in grads]
-        torch._foreach_addcmul_(params, grads, coefs, value=-1)
-        return self._record(eta, summary, finite)
+            self.state["update_size"] = sum(moved, torch.zeros((), device=device)) / depth
+        return self.record(eta, summary)
 
-    def _update_size(self, plan, params, coef, norms, compiling) -> torch.Tensor:
-        """(1/L) Σ_k ||ΔW_k||_F / ||W_k||_F of the update about to be applied (PAPER.md fig2),
-        from quantities the step already has: block b moves by coef_b·||∇W[b]||, so only the
-        weights' norms cost a pass over memory, instead of a copy of every weight."""
-        moved = torch.nan_to_num(coef * norms, nan=0.0, posinf=0.0, neginf=0.0)
-        if plan.tensors != len(moved):  # convs: Σ over each tensor's blocks of the squares
-            moved = torch.zeros(plan.tensors, device=moved.device).index_add_(
-                0, plan.owner, moved * moved).sqrt_()
-        weight_norms = _frobenius_norms(params, compiling)
-        ratio = torch.where(weight_norms > 0, moved / weight_norms, 0.0)
-        return ratio.sum() / self.depth
+    def skip_nonfinite(self, summary: torch.Tensor) -> torch.Tensor:
+        """A non-finite G: raise (check_finite=True) or skip the step with η = 0."""
+        if self.check_finite:
+            raise FloatingPointError(self.nonfinite_message())
+        if self.measure_update_size:
+            self.state["update_size"] = torch.zeros((), device=summary.device)
+        return self.record(torch.zeros((), device=summary.device), summary, finite=False)
 
-    def _record(self, eta, summary, finite) -> torch.Tensor:
+    def record(self, eta: torch.Tensor, summary: torch.Tensor, finite: bool | torch.Tensor = True) -> torch.Tensor:
+        """Store η, G and the step count (and count non-finite steps with check_finite=False)."""
         self.state["step"] = self.state.get("step", 0) + 1
         self.state["eta"] = eta
         self.state["gradient_summary"] = summary
         if not self.check_finite:
-            bad = self.state.get("nonfinite_steps")
-            if bad is None:
-                bad = self.state["nonfinite_steps"] = torch.zeros((), device=eta.device)
-            if isinstance(finite, torch.Tensor):
-                bad.add_(torch.logical_not(finite))
-            elif not finite:
-                bad.add_(1)
+            if "nonfinite_steps" not in self.state:
+                self.state["nonfinite_steps"] = torch.zeros((), device=eta.device)
+            self.state["nonfinite_steps"].add_(torch.logical_not(torch.as_tensor(finite, device=eta.device)))
         return eta
 
-    def _nonfinite_message(self) -> str:
-        bad = []
-        for gi, group in enumerate(self.param_groups):
-            for pi, p in enumerate(group["params"]):
-                if p.grad is not None and not torch.isfinite(p.grad).all():
-                    bad.append(f"group {gi} parameter {pi} of shape {tuple(p.shape)}")
-        where = "; ".join(bad) if bad else "the gradient summary"
-        return (
-            f"AGD got a non-finite gradient ({where}); the weights were left unchanged. "
-            "Check the loss and the inputs for inf/NaN."
-        )
+    def nonfinite_message(self) -> str:
+        bad = [f"group {gi} parameter {pi} of shape {tuple(p.shape)}"
+               for gi, group in enumerate(self.param_groups) for pi, p in enumerate(group["params"])
+               if p.grad is not None and not torch.isfinite(p.grad).all()]
+        return (f"AGD got a non-finite gradient ({'; '.join(bad) or 'the gradient summary'}); the weights were "
+                "left unchanged. Check the loss and the inputs for inf/NaN.")

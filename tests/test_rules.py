@@ -1,0 +1,110 @@
+"""The rule table (agd/rules.py): kinds, scales, blocks and refusals, on values worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from agd import AGD, init_weights
+from agd.rules import RULES, classify, rule_for
+
+
+def eta_of(summary: float) -> float:
+    return math.log((1 + math.sqrt(1 + 4 * summary)) / 2)
+
+
+def test_kinds_come_from_the_module_not_only_the_rank():
+    model = nn.Sequential(nn.Embedding(1000, 16), nn.Linear(16, 8, bias=False), nn.LayerNorm(8),
+                          nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
+    assert classify(model) == {"0.weight": "embedding", "1.weight": "matrix", "2.weight": "norm", "2.bias": "norm",
+                               "3.weight": "conv", "3.bias": "bias", "4.weight": "norm", "4.bias": "norm"}
+    # without a module, a tensor is known by its rank alone
+    assert [rule_for(torch.ones(s)).kind for s in [(1000, 16), (4, 1, 3, 3)]] == ["matrix", "conv"]
+
+
+@pytest.mark.parametrize(("kind", "shape", "scale", "blocks"), [
+    ("matrix", (64, 16), 2.0, 1),                       # sqrt(64/16)
+    ("matrix", (10, 40), 0.5, 1),                       # sqrt(10/40)
+    ("conv", (8, 2, 3, 3), 2.0 / 3.0, 9),               # sqrt(8/2) / sqrt(9)
+    ("conv", (6, 6, 1, 5), 1 / math.sqrt(5), 5),        # sqrt(1) / sqrt(5)
+    ("embedding", (1000, 16), math.sqrt(16 / 1000), 1),  # maps vocab 1000 -> dim 16: 0.1265, not 7.9
+])
+def test_scale_and_block_count_per_kind(kind, shape, scale, blocks):
+    assert RULES[kind].scale(shape) == pytest.approx(scale, rel=1e-12)
+    assert RULES[kind].blocks(shape) == blocks
+
+
+def test_a_conv_block_is_one_kernel_position():
+    grad = torch.zeros(2, 1, 1, 2)
+    grad[:, 0, 0, 0] = torch.tensor([3.0, 4.0])   # position (0, 0): norm 5
+    grad[:, 0, 0, 1] = torch.tensor([0.0, 2.0])   # position (0, 1): norm 2
+    torch.testing.assert_close(RULES["conv"].norms(grad), torch.tensor([[5.0, 2.0]]))
+    torch.testing.assert_close(RULES["matrix"].norms(torch.tensor([[3.0, 4.0]])), torch.tensor(5.0))
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    (nn.Sequential(nn.Linear(3, 4)), r"1?0\.bias has shape \(4,\): it is a bias.*bias=False, or pass extensions=True"),
+    (nn.Sequential(nn.Linear(3, 4, bias=False), nn.LayerNorm(4, bias=False)),
+     r"1\.weight has shape \(4,\): .*normalisation.*elementwise_affine=False"),
+    (nn.Sequential(nn.Embedding(1000, 16)), r"0\.weight has shape \(1000, 16\): it is an nn\.Embedding weight"),
+])
+def test_kinds_outside_the_paper_are_refused_by_init_and_by_agd(model, message):
+    with pytest.raises(ValueError, match=message):
+        init_weights(model)
+    with pytest.raises(ValueError, match=message):
+        AGD(model)
+    with pytest.raises(NotImplementedError, match="not available yet"):
+        init_weights(model, extensions=True)
+    with pytest.raises(NotImplementedError, match="not available yet"):
+        AGD(model, extensions=True)
+
+
+@pytest.mark.parametrize(("tensor", "message"), [
+    (torch.ones(5), r"shape \(5,\): it is a 1-D tensor"),
+    (torch.ones(2, 3, 4), r"shape \(2, 3, 4\) \(rank 3\)"),
+    (torch.ones(()), r"shape \(\) \(rank 0\)"),
+    (torch.ones(0, 3), r"empty"),
+    (torch.ones(2, 2, dtype=torch.int64), r"dtype torch\.int64"),
+])
+def test_bare_tensors_without_a_rule_are_refused(tensor, message):
+    with pytest.raises(ValueError, match=message):
+        AGD([tensor])
+
+
+def test_frozen_parameters_are_left_out_of_depth_and_never_move():
+    trained, frozen = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2, 2), requires_grad=False)
+    trained.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # ||.||_F = 5, scale 1
+    frozen.grad = torch.ones(2, 2)  # set by hand: still not trained
+    opt = AGD([trained, frozen])
+    assert opt.depth == 1
+    # L = 1: G = 5, η = log((1 + sqrt(21)) / 2) = 1.0265 (counting the frozen one would give 0.7693)
+    assert opt.step().item() == pytest.approx(eta_of(5.0), rel=1e-6)
+    assert eta_of(5.0) == pytest.approx(1.0265, abs=1e-4)
+    assert torch.equal(frozen.data, torch.ones(2, 2))
+
+
+def test_float64_weights_step_in_float64():
+    p = nn.Parameter(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64))
+    p.grad = torch.tensor([[0.3, 0.0], [0.0, 0.4]], dtype=torch.float64)  # ||.||_F = 0.5
+    eta = AGD([p]).step()
+    assert eta.dtype == torch.float64 and eta.item() == pytest.approx(eta_of(0.5), rel=1e-14)
+    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64) - eta_of(0.5) * p.grad / 0.5
+    torch.testing.assert_close(p.data, expected, rtol=1e-14, atol=1e-14)
+
+
+def test_sparse_gradient_is_refused_with_the_fix():
+    p = nn.Parameter(torch.ones(4, 3))
+    p.grad = torch.ones(4, 3).to_sparse()
+    with pytest.raises(ValueError, match="sparse gradient.*sparse=False"):
+        AGD([p]).step()
+    assert torch.equal(p.data, torch.ones(4, 3))
+
+
+def test_a_tied_parameter_is_classified_once():
+    first = nn.Linear(4, 4, bias=False)
+    model = nn.Sequential(first, nn.ReLU(), first)
+    assert classify(model) == {"0.weight": "matrix"}
+    assert AGD(model).depth == 1
