@@ -1,75 +1,42 @@
-"""Time one optimiser step: reference AGD, our AGD, SGD, SGD+momentum, Adam (BENCHMARKS.md).
+"""Time AGD against SGD, SGD+momentum and Adam: one optimiser step, or a whole training iteration.
 
-    python scripts/bench_optimizer.py                       # CPU, all three models
-    python scripts/bench_optimizer.py --device cuda         # on a GPU (adds CUDA-graph AGD)
-    python scripts/bench_optimizer.py --compile             # also torch.compile'd AGD step
+    python scripts/bench_optimizer.py --threads 1                    # step only, CPU, three models
+    python scripts/bench_optimizer.py --threads 1 --whole-iteration  # forward + backward + step
+    python scripts/bench_optimizer.py --device cuda                  # on a GPU (adds CUDA-graph AGD)
+    python scripts/bench_optimizer.py --compile                      # also torch.compile'd AGD step
 
-Gradients are filled once (random, the weights' shapes) and only `step()` is timed. Rounds
-visit the optimisers in random order, each running a short burst of steps, so machine load hits
-all of them alike; the table gives the median over all timed steps and the ratios are taken
-within this one run. On CUDA a repeat
-times `--inner` consecutive steps between two synchronisations and divides.
+Step only: gradients are filled once (random, the weights' shapes) and only `step()` is timed.
+Whole iteration: zero_grad, forward, square loss, backward and step on one fixed batch, each
+optimiser training its own copy of the same initialised model. Either way, rounds visit the
+contenders in a fresh random order, each running a short burst, so machine load hits all of them
+alike; the table gives medians and the ratios are taken within this one run (the load average
+before and after is printed). On CUDA a timing spans `--inner` consecutive steps between two
+synchronisations.
 
-`ReferenceAGD` below is the straightforward implementation of PAPER.md §1 that the issue asks
-us to beat: a Python loop over tensors, `norm(dim=(0, 1))` per conv, η as a Python float (one
-device-to-host sync per step), and the update written as the formula reads. It is here for
-comparison only; tests/test_speed_optim.py checks that it and `agd.AGD` agree.
+"AGD" is the readable step (`foreach=False`, docs/algorithm.md steps 1-3, one tensor at a time);
+"AGD foreach" is agd/optim_fast.py, the same numbers over all tensors at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import copy
+import os
 import platform
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
+from functools import partial
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agd import AGD, init_weights
+from agd.losses import SquareLoss
+from agd.models import FCN
 
-from agd import AGD, init_weights  # noqa: E402
-from agd.models import FCN  # noqa: E402
-
-
-class ReferenceAGD:
-    """PAPER.md §1 step by step, one tensor at a time (comparison only, not for training)."""
-
-    def __init__(self, params, gain: float = 1.0):
-        self.params = list(params)
-        self.gain = gain
-
-    @staticmethod
-    def _scale(shape) -> float:
-        if len(shape) == 2:
-            return math.sqrt(shape[0] / shape[1])
-        return math.sqrt(shape[0] / shape[1]) / math.sqrt(shape[2] * shape[3])
-
-    @torch.no_grad()
-    def step(self) -> float:
-        depth = len(self.params)
-        norms, summary = [], 0.0
-        for p in self.params:
-            if p.grad is None:
-                norms.append(None)
-                continue
-            # Frobenius norm of the matrix, or of each kernel position of a conv (§1.1)
-            norm = p.grad.norm() if p.dim() == 2 else p.grad.norm(dim=(0, 1))
-            norms.append(norm)
-            summary = summary + self._scale(p.shape) * norm.sum()
-        summary = float(summary) / depth  # η as a Python float: a host sync
-        eta = math.log((1 + math.sqrt(1 + 4 * summary)) / 2)
-        for p, norm in zip(self.params, norms, strict=True):
-            if norm is None:
-                continue
-            # a zero block has a zero gradient, so dividing by a tiny number keeps it 0 (§1.2)
-            update = p.grad / norm.clamp_min(torch.finfo(norm.dtype).tiny)
-            p -= eta / depth * self._scale(p.shape) * self.gain * update
-        return eta
+# the readable AGD (η read on the host): the reference other scripts and tests compare against
+ReferenceAGD = partial(AGD, foreach=False)
 
 
 # ---------------------------------------------------------------- models
@@ -93,8 +60,8 @@ def build(name: str) -> tuple[nn.Module, str]:
 
 def optimisers(params, device, use_compile: bool, use_graph: bool) -> dict:
     made = {
-        "ref AGD": ReferenceAGD(params),
-        "AGD": AGD(params, check_finite=False),
+        "AGD": AGD(params, check_finite=False, foreach=False),
+        "AGD foreach": AGD(params, check_finite=False, foreach=True),
         "SGD": torch.optim.SGD(params, lr=0.1, foreach=True),
         "SGD+mom": torch.optim.SGD(params, lr=0.1, momentum=0.9, foreach=True),
     }
@@ -104,10 +71,10 @@ def optimisers(params, device, use_compile: bool, use_graph: bool) -> dict:
         made["Adam (foreach)"] = torch.optim.Adam(params, lr=1e-3, foreach=True)
     steps = {name: opt.step for name, opt in made.items()}
     if use_compile:
-        opt = AGD(params, check_finite=False)
+        opt = AGD(params, check_finite=False, foreach=True)
         steps["AGD compiled"] = torch.compile(opt.step)
     if use_graph and device.type == "cuda":
-        steps["AGD CUDA graph"] = cuda_graph_step(AGD(params, check_finite=False))
+        steps["AGD CUDA graph"] = cuda_graph_step(AGD(params, check_finite=False, foreach=True))
     return steps
 
 
@@ -155,18 +122,45 @@ def time_steps(steps: dict, device, repeats: int, inner: int, warmup: int, burst
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def whole_iterations(model: nn.Module, device, batch: int) -> dict:
+    """name -> one training iteration (zero_grad, forward, loss, backward, step) of its own
+    copy of `model` on one fixed batch."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
+    loss_fn = SquareLoss(10)
+    makers = {
+        "SGD+mom": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, foreach=True),
+        "AGD": lambda ps: AGD(ps, check_finite=False, foreach=False),
+        "AGD foreach": lambda ps: AGD(ps, check_finite=False, foreach=True),
+    }
+    iterations = {}
+    for name, make in makers.items():
+        copy_ = copy.deepcopy(model)
+        opt = make(copy_.parameters())
+
+        def iteration(model=copy_, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            opt.step()
+        iterations[name] = iteration
+    return iterations
+
+
 def bench_model(name: str, device, args) -> tuple[dict, str, int]:
     torch.manual_seed(0)
     model, source = build(name)
     init_weights(model)
     model.to(device)
     params = [p for p in model.parameters()]
-    for p in params:  # gradients of the weights' shapes, filled once; only step() is timed
-        p.grad = torch.randn_like(p) * 1e-3
-    steps = optimisers(params, device, args.compile, args.cuda_graph)
+    if args.whole_iteration:
+        steps = whole_iterations(model, device, args.batch)
+    else:
+        for p in params:  # gradients of the weights' shapes, filled once; only step() is timed
+            p.grad = torch.randn_like(p) * 1e-3
+        steps = optimisers(params, device, args.compile, args.cuda_graph)
     medians = time_steps(steps, device, args.repeats, args.inner, args.warmup, args.burst)
     return medians, source, sum(p.numel() for p in params)
-
 
 
 def select_device(name: str, threads: int | None) -> torch.device:
@@ -180,6 +174,7 @@ def select_device(name: str, threads: int | None) -> torch.device:
         torch.set_num_threads(threads)
     return device
 
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -191,30 +186,39 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(AGD.step)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false")
+    parser.add_argument("--whole-iteration", action="store_true",
+                        help="time forward + backward + step instead of the step alone")
+    parser.add_argument("--batch", type=int, default=128, help="batch size for --whole-iteration")
     args = parser.parse_args(argv)
     device = select_device(args.device, args.threads)
     if args.inner is None:
         args.inner = 20 if device.type == "cuda" else 1
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
                 else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    print(f"# AGD step benchmark: {device.type} ({hardware}), torch {torch.__version__}, "
-          f"median of {args.repeats} repeats x {args.inner} step(s), "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    what = f"whole iteration, batch {args.batch}" if args.whole_iteration else "step"
+    print(f"# AGD {what} benchmark: {device.type} ({hardware}), torch {torch.__version__}, "
+          f"median of {args.repeats} repeats x {args.inner}, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.2f}")
     rows = []
     for name in args.models.split(","):
         medians, source, numel = bench_model(name, device, args)
         rows.append((name, source, numel, medians))
         print(f"#   {name}: {source}, {numel / 1e6:.2f}M weights", flush=True)
+    print(f"# load average after: {os.getloadavg()[0]:.2f}")
+    print_table(rows)
+
+
+def print_table(rows: list) -> None:
     columns = list(rows[0][3])
-    sgdm = "SGD+mom"
+    ratios = [c for c in ("AGD", "AGD foreach") if c in columns]
     print()
-    print("| model | " + " | ".join(f"{c} (ms)" for c in columns)
-          + " | ref AGD / AGD | AGD / SGD+mom |")
-    print("|---" * (len(columns) + 3) + "|")
+    print("| model | " + " | ".join(f"{c} (ms)" for c in columns) + " | "
+          + " | ".join(f"{c} / SGD+mom" for c in ratios) + " |")
+    print("|---" * (len(columns) + len(ratios) + 1) + "|")
     for name, _, _, medians in rows:
         cells = " | ".join(f"{medians[c] * 1e3:.3f}" for c in columns)
-        print(f"| {name} | {cells} | {medians['ref AGD'] / medians['AGD']:.2f}x | "
-              f"{medians['AGD'] / medians[sgdm]:.2f}x |")
+        print(f"| {name} | {cells} | " + " | ".join(f"{medians[c] / medians['SGD+mom']:.3f}x" for c in ratios)
+              + " |")
 
 
 if __name__ == "__main__":
