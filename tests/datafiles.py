@@ -48,15 +48,17 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def write_mnist(root: Path, train: int = 6, test: int = 4, gz_train: bool = True) -> Path:
-    folder = root / "MNIST" / "raw"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
+def write_idx_set(folder: Path, train: int = 6, test: int = 4, gz_train: bool = True,
+                  label_offset: int = 0, seed: int = 0) -> Path:
+    """The four MNIST-format IDX files in `folder`: random 28×28 images, labels (i + offset) mod 10
+    for training and (i + 3 + offset) mod 10 for test; training files gzipped if `gz_train`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (train, 28, 28)),
-        "train-labels-idx1-ubyte": np.arange(train) % 10,
+        "train-labels-idx1-ubyte": (np.arange(train) + label_offset) % 10,
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (test, 28, 28)),
-        "t10k-labels-idx1-ubyte": (np.arange(test) + 3) % 10,
+        "t10k-labels-idx1-ubyte": (np.arange(test) + 3 + label_offset) % 10,
     }
     for name, array in arrays.items():
         data = idx_bytes(array)
@@ -66,6 +68,10 @@ def write_mnist(root: Path, train: int = 6, test: int = 4, gz_train: bool = True
         else:
             (folder / name).write_bytes(data)
     return folder
+
+
+def write_mnist(root: Path, train: int = 6, test: int = 4, gz_train: bool = True) -> Path:
+    return write_idx_set(root / "MNIST" / "raw", train, test, gz_train)
 
 
 CLASS_COLOURS = {"n01": (255, 0, 0), "n02": (0, 0, 255)}

@@ -1,4 +1,4 @@
-"""CIFAR-10 and CIFAR-100 from the official "python version" pickle files (PAPER.md §4).
+"""CIFAR-10 and CIFAR-100 from the official "python version" pickle files (docs/data.md).
 
     <root>/cifar-10-batches-py/data_batch_1 … data_batch_5, test_batch   (labels: b"labels")
     <root>/cifar-100-python/train, test                                   (labels: b"fine_labels")
@@ -19,7 +19,7 @@ import torch
 from agd.data.base import ArrayData
 from agd.data.files import resolve_root, try_download
 
-# PAPER.md §4 normalisation (per channel, of pixel/255)
+# the standard normalisation (docs/data.md) (per channel, of pixel/255)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 
@@ -33,8 +33,14 @@ _LAYOUT = {
 
 
 def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path} is not a readable CIFAR batch file ({type(err).__name__}: {err}); "
+                         "replace it with the official one.") from err
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path} is not a CIFAR batch (it holds a {type(entry).__name__}, not a dict).")
     # the official files were written by Python 2: keys come back as bytes
     entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
     if "data" not in entry or label_key not in entry:
@@ -83,11 +89,11 @@ def _load(name: str, root, download: bool, augment: bool, loader: str, num_worke
 def load_cifar10(root: str | None = None, download: bool = True, augment: bool = True,
                  loader: str = "device", num_workers: int = 0) -> ArrayData:
     """CIFAR-10: 50,000 train / 10,000 test 32×32 RGB images, 10 classes. Training batches get
-    random crop (pad 4) + horizontal flip when `augment` (PAPER.md §4)."""
+    random crop (pad 4) + horizontal flip when `augment` (docs/data.md)."""
     return _load("cifar10", root, download, augment, loader, num_workers)
 
 
 def load_cifar100(root: str | None = None, download: bool = True, augment: bool = True,
                   loader: str = "device", num_workers: int = 0) -> ArrayData:
-    """CIFAR-100 with its 100 fine labels; same augmentation as CIFAR-10 (PAPER.md §4)."""
+    """CIFAR-100 with its 100 fine labels; same augmentation as CIFAR-10 (docs/data.md)."""
     return _load("cifar100", root, download, augment, loader, num_workers)

@@ -1,4 +1,4 @@
-"""ImageNet (ILSVRC2012) from an ImageFolder tree (PAPER.md §4).
+"""ImageNet (ILSVRC2012) from an ImageFolder tree (docs/data.md).
 
     <root>/train/<class folder>/*.JPEG      <root>/val/<class folder>/*.JPEG
 

@@ -89,7 +89,7 @@ class TransformedTensors(Dataset):
 
 
 def crop_flip_transform(image_size: int):
-    """PAPER.md §4's CIFAR augmentation as torchvision's per-sample transforms (zero padding)."""
+    """The CIFAR augmentation of docs/data.md as torchvision's per-sample transforms (zero padding)."""
     from torchvision import transforms
 
     return transforms.Compose([transforms.RandomCrop(image_size, padding=PAD),
