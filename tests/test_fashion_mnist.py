@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from datafiles import write_idx_set
+
 from agd.data import fashion_mnist
 from agd.data.idx import read_idx
 
