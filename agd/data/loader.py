@@ -105,6 +105,8 @@ def make_loaders(data, batch_size: int, *, seed: int, device, rank: int = 0, wor
                  eval_batch_size: int = 1000, train_sampler=None, test_sampler=None):
     """Training loader (shuffled, augmented if the dataset asks) and test loader.
 
+    A dataset with its own `make_loaders` method (agd.data.text.TokenData) builds its pair itself.
+
     An ArrayData with loader="device" (the default for every small set) gets a DeviceLoader
     pair; an ArrayData with loader="torchvision", or a dataset too large for memory (ImageNet's
     ImageFolderData), gets a DataLoader pair (agd.data.torch_loader), where `train_sampler` /
@@ -112,6 +114,10 @@ def make_loaders(data, batch_size: int, *, seed: int, device, rank: int = 0, wor
     """
     from agd.data.base import ArrayData
 
+    own_loaders = getattr(data, "make_loaders", None)
+    if callable(own_loaders):  # a dataset that serves itself (agd.data.text: token windows)
+        return own_loaders(batch_size, seed=seed, device=device, rank=rank, world_size=world_size,
+                           eval_batch_size=eval_batch_size)
     if not (isinstance(data, ArrayData) and data.loader == "device"):
         from agd.data.torch_loader import make_dataloaders
 
