@@ -1,10 +1,10 @@
-"""Optimiser memory, measured (PAPER.md §5 table1: AGD 1× #weights, SGD+momentum 2×, Adam 3×).
+"""Optimiser memory, measured (table1 of docs/experiments.md: AGD 1× #weights, SGD+momentum 2×, Adam 3×).
 
 `measure(model, optimizer, inputs, targets, loss_fn)` takes one real step and then walks every
 tensor the optimiser holds — `optimizer.state` (per-parameter dicts, or AGD's flat entries) and
 any tensor-valued hyperparameter in `param_groups` — counting each storage once and never the
 parameters themselves. Tensors the optimiser object holds elsewhere (caches in its attributes,
-e.g. AGD's per-block step plan) are counted separately as `cache_bytes` and included in the
+e.g. the per-block plan of AGD(foreach=True)) are counted separately as `cache_bytes` and included in the
 total. Gradients are not optimiser state (every method needs them for one step) and are not
 counted. Python numbers in the state (e.g. a step counter) are reported by count only.
 """

@@ -1,4 +1,5 @@
-"""The paper's initialisation gives the prescribed singular values (PAPER.md §1, §1.1)."""
+"""The paper's initialisation gives the prescribed singular values (docs/algorithm.md,
+"Initialisation" and "Convolutions")."""
 
 from __future__ import annotations
 
@@ -48,3 +49,15 @@ def test_init_weights_covers_a_model_and_is_seeded():
 def test_init_weights_refuses_a_bias():
     with pytest.raises(ValueError, match=r"0\.bias has shape \(4,\)"):
         init_weights(nn.Sequential(nn.Linear(3, 4)))
+
+
+def test_init_weights_gives_every_block_of_a_model_its_scale_in_its_dtype():
+    model = nn.Sequential(nn.Conv2d(2, 8, 3, bias=False), nn.Flatten(), nn.Linear(8, 2, bias=False)).double()
+    model[2].weight.requires_grad_(False)  # frozen layers are initialised too
+    init_weights(model, torch.Generator().manual_seed(0))
+    conv, head = model[0].weight, model[2].weight
+    assert conv.dtype == torch.float64
+    # conv (8, 2, 3, 3): sqrt(8/2)/3 = 2/3 for each kernel position; head (2, 8): sqrt(2/8) = 1/2
+    for i in range(3):
+        torch.testing.assert_close(torch.linalg.svdvals(conv[:, :, i, 0]), torch.full((2,), 2 / 3, dtype=torch.float64))
+    torch.testing.assert_close(torch.linalg.svdvals(head), torch.full((2,), 0.5, dtype=torch.float64))

@@ -1,4 +1,4 @@
-"""PAPER.md table1 measured by agd.memory: optimiser state in units of the weights' bytes."""
+"""Table1 (docs/experiments.md) measured by agd.memory: optimiser state in units of the weights' bytes."""
 
 import pytest
 import torch
@@ -20,8 +20,9 @@ def run(make_optimizer):
     return measure(model, make_optimizer(model.parameters()), x, y, SquareLoss(10))
 
 
-def test_agd_holds_no_per_parameter_state():
-    report = run(lambda p: AGD(p, check_finite=False))
+@pytest.mark.parametrize("foreach", [False, True], ids=["readable", "foreach"])
+def test_agd_holds_no_per_parameter_state(foreach):
+    report = run(lambda p: AGD(p, check_finite=False, foreach=foreach))
     assert report.parameter_bytes == WEIGHT_BYTES
     # only a few 0-d tensors (η, the gradient summary, the non-finite step counter when written),
     # nothing of a weight's size
