@@ -35,8 +35,8 @@ class AGD(Optimizer):
             `state["nonfinite_steps"]`.
         extensions: allow the rules beyond the paper (biases, norm affines, embeddings); they
             are not available yet, so asking for them raises NotImplementedError.
-        foreach: run the step over all tensors at once with no host sync (agd/optim_fast.py).
-            None (default): on for tensors off the CPU, off on the CPU.
+        foreach: run the step over all tensors at once with no host sync (agd/optim_fast.py;
+            matrices and conv kernels). None (default): on off the CPU where it applies.
 
     Attributes:
         measure_update_size: if True, every step stores (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F, the
@@ -91,9 +91,11 @@ class AGD(Optimizer):
                 closure()
         live, depth = self.trained(), max(self.depth, 1)
         device = live[0][0].device if live else self.param_groups[0]["params"][0].device
-        if self.foreach or (self.foreach is None and device.type != "cpu"):
-            from agd.optim_fast import foreach_step
-            return foreach_step(self, live, depth)
+        if self.foreach is not False and (self.foreach or device.type != "cpu"):
+            from agd import optim_fast  # the same step over all tensors at once, no host sync
+
+            if self.foreach or optim_fast.supports(live):
+                return optim_fast.foreach_step(self, live, depth)
         # Step 1: G = (1/L) Σ_k scale_k Σ_blocks ||∇W_k[block]||_F (a block is one (out, in) matrix)
         norms = [rule.norms(g) for _, g, rule, _ in live]
         summary = sum((rule.scale(p.shape) * n.sum() for (p, _, rule, _), n in zip(live, norms, strict=True)),

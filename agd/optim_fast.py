@@ -88,6 +88,12 @@ def _is_conv(p: torch.Tensor, rule) -> bool:
     return p.dim() == 4 and rule.norms is block_frobenius_norms
 
 
+def supports(live: list) -> bool:
+    """Whether every tensor is a matrix or a conv kernel with the (out, in)-block norms."""
+    return all(_is_conv(p, rule) or (p.dim() == 2 and rule.norms is block_frobenius_norms)
+               for p, _, rule, _ in live)
+
+
 def _plan(opt, live: list, depth: int, dtype: torch.dtype) -> Plan:
     device = live[0][0].device
     if _compiling():  # traced into the graph as constants
@@ -118,7 +124,7 @@ def foreach_step(opt, live: list, depth: int) -> torch.Tensor:
         if opt.measure_update_size:
             opt.state["update_size"] = zero
         return opt.record(zero, zero)
-    if any(not _is_conv(p, r) and not (p.dim() == 2 and r.norms is block_frobenius_norms) for p, _, r, _ in live):
+    if not supports(live):
         raise NotImplementedError("foreach=True handles matrices and conv kernels only; use foreach=False.")
     live = sorted(live, key=lambda entry: entry[0].dim() == 4)  # matrices first (stable)
     params, grads = [p for p, _, _, _ in live], [g for _, g, _, _ in live]
