@@ -1,8 +1,10 @@
-"""PAPER.md §5 fig2: FCN depth 8 width 256; AGD against Adam and SGD, each at the best learning
-rate of its grid (lowest final train loss). Panels: objective, accuracy (train solid, test
-dotted), relative update size (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F (per-epoch mean, min–max band).
+"""fig2 (docs/experiments.md): FCN depth 8 width 256; AGD against Adam and SGD, each at the best
+learning rate of its grid (rundata.tuned: lowest mean final train loss over seeds). Panels:
+objective, accuracy (train solid, test dotted), relative update size (1/L) Σ_k ||ΔW_k||_F /
+||W_k||_F (per-epoch mean, band from the lowest per-step minimum to the highest maximum).
+Loss and accuracy lines are means over seeds with a min–max band across them.
 
-    python scripts/plot_fig2.py scale=mini|paper [runs=<runs root>] [out=figures]
+    python scripts/plot_fig2.py scale=mini|small|paper [runs=<runs root>] [out=<dir>] [publish=true]
 """
 
 from __future__ import annotations
@@ -10,43 +12,36 @@ from __future__ import annotations
 import sys
 
 import plot_style as ps
+import rundata as rd
 
 GROUP = "fig2"
 
 
-def tuned(df):
-    """{optimizer: run_dir} for AGD and, per baseline, the run with the lowest final train loss,
-    plus {optimizer: lr} of the chosen baselines."""
+def tuned_runs(df) -> dict:
+    """{optimizer: epoch rows of its tuned setting (all seeds)} for AGD, Adam and SGD."""
     final = ps.final_rows(df)
-    chosen, lrs = {}, {}
-    for opt, runs in final.groupby("opt"):
-        finite = runs[runs.status == "complete"].dropna(subset=["train_loss"])
-        if finite.empty:
-            continue
-        best = finite.loc[finite.train_loss.idxmin()]
-        chosen[opt] = best.run_dir
-        if opt != "agd" and "optimizer.lr" in best:
-            lrs[opt] = float(best["optimizer.lr"])
-    return chosen, lrs
+    chosen = {}
+    for opt in ("agd", "adam", "sgd"):
+        best = rd.tuned(final, opt)
+        if not best.empty:
+            chosen[opt] = df[df.run.isin(best.run)]
+    return chosen
 
 
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     name, df = ps.figure_runs(GROUP, scale, runs)
     if df.empty:
-        return ps.no_runs_figure(GROUP, scale, out)
-    df = df.assign(opt=ps.optimizer_name(df))
-    chosen, lrs = tuned(df)
+        return ps.no_runs_figure(GROUP, scale, out, runs)
     fig, axes = ps.plt.subplots(1, 3, figsize=(7.0, 2.2))
-    for opt in ("agd", "adam", "sgd"):
-        if opt not in chosen:
-            continue
-        r = df[df.run_dir == chosen[opt]].sort_values("epoch")
-        color = ps.OPTIMIZER_COLORS[opt]
-        label = ps.OPTIMIZER_LABELS[opt] + (f" (tuned lr {lrs[opt]:g})" if opt in lrs else "")
-        axes[0].plot(r.epoch, r.train_loss, color=color, label=label, **ps.TRAIN_STYLE)
-        axes[0].plot(r.epoch, r.test_loss, color=color, **ps.TEST_STYLE)
-        ps.train_test(axes[1], r.epoch, 100 * r.train_acc, 100 * r.test_acc, color)
-        ps.band(axes[2], r.epoch, r.update_mean, r.update_min, r.update_max, color)
+    for opt, r in tuned_runs(df).items():
+        c = ps.color(opt)
+        lr = f" (tuned lr {r['optimizer.lr'].iloc[0]:g})" if opt != "agd" else ""
+        ps.seed_line(axes[0], r, "train_loss", c, label=f"{ps.label(opt)}{lr}, {ps.seeds_text(r)}",
+                     **ps.TRAIN_STYLE)
+        ps.seed_line(axes[0], r, "test_loss", c, **ps.TEST_STYLE)
+        ps.seed_line(axes[1], r, "train_acc", c, factor=100, **ps.TRAIN_STYLE)
+        ps.seed_line(axes[1], r, "test_acc", c, factor=100, **ps.TEST_STYLE)
+        ps.envelope(axes[2], r, "update", c)
     axes[0].set_ylabel("objective (square loss)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("accuracy (%)")
@@ -62,9 +57,9 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     fig.tight_layout()
     fig.legend(handles=handles + ps.split_legend(axes[0]), loc="center left",
                bbox_to_anchor=(1.0, 0.5))
-    ps.scale_note(fig, scale)
-    return ps.save(fig, name, out)
+    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
+    return ps.save(fig, name, out, runs)
 
 
 if __name__ == "__main__":
-    ps.cli(plot, sys.argv[1:])
+    sys.exit(ps.cli(plot, sys.argv[1:]))

@@ -1,7 +1,8 @@
-"""PAPER.md §5 showcase-c: ResNet-50 (ImageNet layout), cross-entropy; AGD against SGD(0.1, no
-decay); train (solid) and test (dotted) top-1 accuracy per epoch.
+"""showcase-c (docs/experiments.md): ResNet-50 (ImageNet layout), cross-entropy; AGD against
+SGD(0.1, no decay); train (solid) and test (dotted) top-1 accuracy per epoch, mean over seeds
+with a min–max band across them.
 
-    python scripts/plot_showcase_c.py scale=mini|paper [runs=<runs root>] [out=figures]
+    python scripts/plot_showcase_c.py scale=mini|small|paper [runs=<runs root>] [out=<dir>] [publish=true]
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import plot_style as ps
+import rundata as rd
 
 GROUP = "showcase_c"
 
@@ -16,15 +18,16 @@ GROUP = "showcase_c"
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     name, df = ps.figure_runs(GROUP, scale, runs)
     if df.empty:
-        return ps.no_runs_figure(GROUP, scale, out)
-    df = df.assign(opt=ps.optimizer_name(df))
+        return ps.no_runs_figure(GROUP, scale, out, runs)
+    done = rd.complete(df)
     fig, ax = ps.plt.subplots(figsize=(3.4, 2.5))
     for opt in ("agd", "sgd"):
-        r = df[df.opt == opt].sort_values("epoch")
+        r = done[done.opt == opt]
         if r.empty:
             continue
-        label = ps.OPTIMIZER_LABELS[opt] + (" (lr 0.1, no decay)" if opt == "sgd" else "")
-        ps.train_test(ax, r.epoch, 100 * r.train_acc, 100 * r.test_acc, ps.OPTIMIZER_COLORS[opt], label)
+        text = ps.label(opt) + (" (lr 0.1, no decay)" if opt == "sgd" else "") + f", {ps.seeds_text(r)}"
+        ps.seed_line(ax, r, "train_acc", ps.color(opt), factor=100, label=text, **ps.TRAIN_STYLE)
+        ps.seed_line(ax, r, "test_acc", ps.color(opt), factor=100, **ps.TEST_STYLE)
     ps.log_epochs(ax)
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 102)
@@ -33,9 +36,9 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
                  f"batch {cfg['batch_size']}")
     handles, _ = ax.get_legend_handles_labels()
     ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ps.scale_note(fig, scale)
-    return ps.save(fig, name, out)
+    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
+    return ps.save(fig, name, out, runs)
 
 
 if __name__ == "__main__":
-    ps.cli(plot, sys.argv[1:])
+    sys.exit(ps.cli(plot, sys.argv[1:]))

@@ -1,10 +1,13 @@
 """Shared look and shared plumbing of the figure scripts (scripts/plot_*.py).
 
-Every plot script reads runs through agd.results.load_runs (from a runs tree written by training,
-or from a tree written by scripts/pull_wandb.py in the same schema), so this module only knows
-how to find a figure's runs, how to draw the paper's recurring elements (η as a mean with a
-min–max band, train solid / test dotted, log-scaled epoch axes) and how to save PNG + PDF.
-No LaTeX: matplotlib's mathtext renders the few symbols.
+Every plot script reads a figure's run groups through rundata.load_group (a runs tree written by
+training or by scripts/pull_wandb.py, or the committed evidence folder), so this module only
+knows how to draw the paper's recurring elements (η as a mean with a min–max band, train solid /
+test dotted, log-scaled epoch axes), how to draw a setting's seeds (mean line, min–max band
+across seeds), how to flag a figure whose runs depart from the declared budget, and where to
+save PNG + PDF: `<runs root>/figures/` unless the user publishes (`publish=true` -> figures/).
+A placeholder ("no runs") never overwrites an existing figure. No LaTeX: matplotlib's mathtext
+renders the few symbols.
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on clusters or in tests
 import matplotlib.pyplot as plt  # noqa: E402
+import rundata as rd  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # agd without installing
-
-from agd.results import load_runs  # noqa: E402
-
-FIGURES_DIR = REPO_ROOT / "figures"
+FIGURES_DIR = rd.FIGURES_DIR
+REPO_ROOT = rd.REPO_ROOT
+runs_root, load_group, final_rows = rd.runs_root, rd.load_group, rd.final_rows
 
 # one colour per optimiser, the same in every figure
 OPTIMIZER_COLORS = {
@@ -65,29 +66,6 @@ def setup() -> None:
     })
 
 
-def runs_root(argv_root: str | None = None) -> Path:
-    """The runs tree: `runs=<dir>` on the command line, else $AGD_RUNS_DIR, else <repo>/runs."""
-    return Path(argv_root or os.environ.get("AGD_RUNS_DIR") or REPO_ROOT / "runs")
-
-
-def load_group(group: str, root: str | os.PathLike | None = None, steps: bool = False):
-    """Every run of one group (runs/<group>/...), one row per epoch (or step). Empty frame if
-    the group has no runs yet."""
-    path = runs_root(root) / group
-    if not path.exists():
-        return load_runs(path.parent / f".missing-{group}", steps=steps)
-    return load_runs(path, steps=steps)
-
-
-def optimizer_name(df):
-    """The optimiser's short name per row, from its `_target_` (AGD, torch.optim.Adam, ...)."""
-    def short(target: str) -> str:
-        name = str(target).rsplit(".", 1)[-1].lower()
-        return {"dadaptadam": "dadapt_adam", "adamwschedulefree": "schedulefree_adamw",
-                "schedulefreeadamw": "schedulefree_adamw", "pdog": "dog"}.get(name, name)
-    return df["optimizer._target_"].map(short)
-
-
 DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits", "cifar10": "CIFAR-10",
                  "cifar100": "CIFAR-100", "imagenet": "ImageNet", "mnist": "MNIST"}
 
@@ -97,13 +75,6 @@ def dataset_name(target: str) -> str:
     module, func = str(target).rsplit(".", 2)[-2:]
     key = func.removeprefix("load_") if func.startswith("load_") else module
     return DATASET_NAMES.get(key, key)
-
-
-def final_rows(df):
-    """The last epoch of every run (one row per run_dir)."""
-    if df.empty:
-        return df
-    return df.sort_values("epoch").groupby("run_dir", as_index=False).tail(1)
 
 
 def band(ax, x, mean, low, high, color, label=None, **kw):
@@ -142,38 +113,94 @@ def log_epochs(ax, label="epoch"):
     ax.set_xlabel(label)
 
 
-def scale_note(fig, scale: str, text: str = "") -> None:
-    """Every mini figure says so, so it is never mistaken for a paper-scale result. Call last:
-    the note goes just below everything already drawn, right-aligned with it."""
-    if scale != "mini":
+def color(opt: str) -> str:
+    """One colour per optimiser; a peer's recommended setting shares its raw-default colour."""
+    return OPTIMIZER_COLORS.get(opt.removesuffix("_recommended"), "0.3")
+
+
+def label(opt: str) -> str:
+    base = opt.removesuffix("_recommended")
+    name = OPTIMIZER_LABELS.get(base, base)
+    return name + (" (recommended)" if opt != base else "")
+
+
+def seed_line(ax, runs_df, column: str, color, x: str = "epoch", factor: float = 1.0,
+              label=None, **style):
+    """The mean over the runs (seeds) of one setting as a line, with a min–max band across the
+    seeds when there are several. Returns the number of seeds."""
+    curves = rd.seed_curves(runs_df, column, x)
+    n = int(curves.n.max()) if not curves.empty else 0
+    if n > 1:
+        ax.fill_between(curves[x], factor * curves["min"], factor * curves["max"], color=color,
+                        alpha=0.18, linewidth=0)
+    ax.plot(curves[x], factor * curves["mean"], color=color, label=label, **style)
+    return n
+
+
+def envelope(ax, runs_df, prefix: str, color, x: str = "epoch", label=None, **style):
+    """The paper's η / update-size look across seeds: the mean over seeds of the per-epoch mean
+    `<prefix>_mean`, in a band from the lowest `<prefix>_min` to the highest `<prefix>_max` of
+    any seed (with one seed: exactly the paper's min–max band over the epoch's steps)."""
+    grouped = runs_df.groupby(x)
+    band(ax, grouped[f"{prefix}_mean"].mean().index, grouped[f"{prefix}_mean"].mean(),
+         grouped[f"{prefix}_min"].min(), grouped[f"{prefix}_max"].max(), color, label=label, **style)
+
+
+def seeds_text(runs_df) -> str:
+    n = runs_df.run.nunique() if not runs_df.empty else 0
+    return f"{n} seeds" if n > 1 else "1 seed"
+
+
+def scale_note(fig, scale: str, text: str = "", problems: list[str] | tuple = ()) -> None:
+    """Every mini/small figure says its scale, so it is never mistaken for a paper-scale result,
+    and every figure whose runs depart from the declared budget says how (in red). Call last:
+    the notes go just below everything already drawn, right-aligned with it."""
+    notes = []
+    if scale in ("mini", "small"):
+        what = ("offline stand-in data, CPU budget" if scale == "mini"
+                else "Fashion-MNIST / MNIST-1D stand-ins, seeds as bands")
+        notes.append((f"{scale.upper()} SCALE ({what}): not a paper-scale reproduction"
+                      + (f" — {text}" if text else ""), "0.35"))
+    if problems:
+        notes.append(("BUDGET differs from the experiment's: " + "; ".join(problems), "#b00000"))
+    if not notes:
         return
     renderer = fig.canvas.get_renderer()
     box = fig.get_tightbbox(renderer)  # inches
     width, height = fig.get_size_inches()
-    note = "MINI SCALE (offline stand-in data, CPU budget): not a paper-scale reproduction"
-    fig.text(box.x1 / width, box.y0 / height - 0.01, note + (f" — {text}" if text else ""),
-             ha="right", va="top", fontsize=6, color="0.35", style="italic")
+    y = box.y0 / height - 0.01
+    for note, shade in notes:
+        fig.text(box.x1 / width, y, note, ha="right", va="top", fontsize=6, color=shade,
+                 style="italic", wrap=True)
+        y -= 0.07 * 2.5 / height
 
 
-def empty_figure(name: str, message: str, out: str | os.PathLike | None = None) -> list[Path]:
-    """A placeholder that says plainly why a figure has no data (e.g. runs not launched)."""
-    setup()
-    fig, ax = plt.subplots(figsize=(4, 1.6))
-    ax.axis("off")
-    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    return save(fig, name, out)
-
-
-def save(fig, name: str, out: str | os.PathLike | None = None) -> list[Path]:
-    """Write <out>/<name>.png and .pdf (out defaults to figures/) and close the figure."""
-    out_dir = Path(out) if out else FIGURES_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+def save(fig, name: str, out: str | os.PathLike | None = None, runs=None,
+         placeholder: bool = False) -> list[Path]:
+    """Write <out>/<name>.png and .pdf and close the figure; out defaults to
+    rundata.default_out(runs), never figures/ (that takes out=figures or publish=true). A
+    placeholder never replaces an existing figure: the existing files are kept."""
+    out_dir = Path(out) if out else rd.default_out(runs)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    if placeholder and any(p.exists() for p in paths):
+        plt.close(fig)
+        print(f"no runs for {name}: kept the existing {paths[0]}")
+        return [p for p in paths if p.exists()]
+    out_dir.mkdir(parents=True, exist_ok=True)
     for path in paths:
         fig.savefig(path)
     plt.close(fig)
     print(f"wrote {paths[0]} and .pdf")
     return paths
+
+
+def empty_figure(name: str, message: str, out=None, runs=None) -> list[Path]:
+    """A placeholder that says plainly why a figure has no data (e.g. runs not launched)."""
+    setup()
+    fig, ax = plt.subplots(figsize=(4, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return save(fig, name, out, runs, placeholder=True)
 
 
 def parse_args(argv: list[str], defaults: dict) -> dict:
@@ -188,21 +215,29 @@ def parse_args(argv: list[str], defaults: dict) -> dict:
     return args
 
 
-def figure_runs(figure: str, scale: str, runs: str | os.PathLike | None = None, steps: bool = False):
+def figure_runs(figure: str, scale: str, runs=None, steps: bool = False):
     """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>."""
     setup()
     name = f"{figure}_{scale}"
     return name, load_group(name, runs, steps=steps)
 
 
-def no_runs_figure(figure: str, scale: str, out: str | os.PathLike | None = None) -> list[Path]:
+def no_runs_figure(figure: str, scale: str, out=None, runs=None) -> list[Path]:
     """The placeholder drawn when a figure's runs have not been launched yet."""
     name = f"{figure}_{scale}"
     return empty_figure(name, f"no runs in {name}: run scripts/reproduce.py figure={figure} "
-                              f"scale={scale}", out)
+                              f"scale={scale}", out, runs)
 
 
-def cli(plot, argv: list[str]) -> None:
-    """The command line shared by every plot script: scale=, runs=, out=."""
-    args = parse_args(argv, {"scale": "mini", "runs": None, "out": None})
-    plot(args["scale"], args["runs"], args["out"])
+def cli(plot, argv: list[str]) -> int:
+    """The command line shared by every plot script: scale=, runs=, out=, publish=."""
+    args = parse_args(argv, {"scale": "mini", "runs": None, "out": None, "publish": "false"})
+    if args["scale"] not in rd.SCALES:
+        print(f"scale must be one of {', '.join(rd.SCALES)}; got {args['scale']!r}.", file=sys.stderr)
+        return 2
+    if args["publish"] not in ("true", "false"):
+        print(f"publish must be true or false; got {args['publish']!r}.", file=sys.stderr)
+        return 2
+    out = rd.output_dir(args["out"], args["publish"], args["runs"])
+    plot(args["scale"], args["runs"], str(out))
+    return 0

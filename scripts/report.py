@@ -1,372 +1,239 @@
-"""Write figures/REPORT.md: every published number of PAPER.md §5 next to what our runs give.
+"""Write REPORT.md: every published number (figures/paper_numbers.csv) next to what our runs give,
+at each scale (columns paper | small | mini), judged on the mean over seeds with its spread.
 
-    python scripts/report.py [runs=<runs root>] [out=figures]
+    python scripts/report.py [runs=<runs root or evidence folder>] [source=evidence] [out=<dir>] [publish=true]
 
-The published numbers are data (figures/paper_numbers.csv); this script only says how each is
-measured from the runs (MEASURES) and compares. For every number there is one row per scale:
-"paper" (the paper's settings; "not run" until somebody runs them) and "mini" (offline stand-in
-data on a CPU budget). A mini row is never a paper-scale reproduction: absolute numbers at mini
-scale are shown but judged "not comparable"; only qualitative claims (near chance, wider trains
-better, ...) get a held / did not hold verdict there. Nothing in REPORT.md is typed by hand: rerun
-this script after new runs.
+The report goes to `<runs root>/figures/REPORT.md` unless publish=true (figures/REPORT.md) or
+out= is given. How each number is measured and judged lives in scripts/claims.py (its docstring
+defines the verdict words, and REPORT.md repeats the definitions). Each claim that did not hold at
+small scale gets a follow-up line: its double-budget group (`<group>_x2`, from `reproduce.py
+check=double`) and the groups figures/followups.csv names for it. The beyond-the-paper section
+shows each parameter-free peer at its raw defaults and at its recommended setting, plus the rows
+of scripts/report_beyond.py when it exists. Nothing in REPORT.md is typed by hand.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import math
+import importlib
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import claims as cl
 import plot_style as ps
+import rundata as rd
 
-SCALES = ("paper", "mini")
-CHANCE = 10.0  # % for the 10-class sets of showcase-a
-NEAR_CHANCE_MARGIN = 10.0  # points above chance still called "near chance"
+SCALES = ("paper", "small", "mini")
 PEERS = ("prodigy", "dadapt_adam", "schedulefree_adamw", "dog")
+DEFINITIONS = [
+    "**How to read a cell.** `mean ± std (n=seeds)`: the mean over the seeds of a setting and the sample "
+    "standard deviation over those seeds (no ± with one seed), then the verdict:",
+    "",
+    "* **held**: the claim holds by more than the seeds' spread;",
+    "* **did not hold**: the claim fails by more than the seeds' spread;",
+    "* **within noise**: the deciding difference is no larger than the spread: for an A-vs-B claim "
+    "|mean(A) − mean(B)| ≤ max(std(A), std(B)); for a threshold claim (near chance, within a tolerance) "
+    "|mean − threshold| ≤ std. With one seed the spread is 0, so only an exact tie is within noise;",
+    "* **shown**: an absolute number at small or mini scale (stand-in data); it is not comparable with "
+    "the paper's number, and the qualitative claims it supports are judged in their own rows;",
+    "* **not judged**: the runs behind the value mix budgets (different epochs in one run group).",
+    "",
+    "**Scales.** `paper`: the paper's settings (GPU cluster). `small`: real stand-in data (Fashion-MNIST "
+    "for CIFAR/ImageNet, MNIST-1D or Fashion-MNIST for the FCN figures), seeds 0, 1, 2, on a CPU. `mini`: "
+    "offline stand-ins on a CPU budget, a smoke run of every figure. Neither small nor mini is a "
+    "paper-scale reproduction. Experiments: docs/experiments.md.",
+]
 
 
-@dataclass
-class Measured:
-    value: float | str | bool
-    runs: list[str] = field(default_factory=list)  # run dirs the value comes from
-
-    def text(self, unit: str) -> str:
-        if isinstance(self.value, bool):
-            return "yes" if self.value else "no"
-        if isinstance(self.value, float):
-            if unit == "lr":
-                return f"{self.value:g}"
-            return f"{self.value:.1f}" if unit in ("%", "points") else f"{self.value:.2f}"
-        return str(self.value)
+def load_specs() -> list[dict]:
+    with open(rd.FIGURES_DIR / "paper_numbers.csv", newline="") as f:
+        specs = list(csv.DictReader(f))
+    missing = [s["id"] for s in specs if s["id"] not in cl.MEASURES]
+    if missing:
+        raise KeyError(f"paper_numbers.csv rows without a measure in scripts/claims.py: {missing}")
+    return specs
 
 
-class Runs:
-    """Lazily loaded run groups of one runs root, with the optimiser's short name as `opt`."""
-
-    def __init__(self, root: Path):
-        self.root, self.cache = root, {}
-
-    def group(self, name: str, steps: bool = False):
-        key = (name, steps)
-        if key not in self.cache:
-            df = ps.load_group(name, self.root, steps=steps)
-            if not df.empty and "status" in df:
-                df = df[df.status == "complete"] if not steps else df
-            if not df.empty and "optimizer._target_" in df:
-                df = df.assign(opt=ps.optimizer_name(df))
-            self.cache[key] = df
-        return self.cache[key]
-
-    def final(self, name: str):
-        return ps.final_rows(self.group(name))
-
-
-# ---- how each published number is measured (value in the unit of paper_numbers.csv) ----
-
-def _final_of(runs: Runs, group: str, column: str, **match) -> Measured | None:
-    final = runs.final(group)
-    for key, value in match.items():
-        if final.empty or key not in final:
-            return None
-        final = final[final[key] == value]
-    if final.empty:
+def judge(ctx: cl.Ctx, spec: dict) -> cl.Result | None:
+    """The measure of one spec in one context; 'not judged' if its groups mix budgets."""
+    ctx.used.clear()
+    result = cl.MEASURES[spec["id"]](ctx, spec)
+    if result is None:
         return None
-    row = final.iloc[0]
-    scale = 100.0 if column.endswith("acc") else 1.0
-    return Measured(scale * float(row[column]), [row.run_dir])
+    for group in sorted(ctx.used):
+        mixed = [p for p in rd.budget_problems(ctx.rows_of(group), group) if p.startswith("mixed")]
+        if mixed:
+            return cl.Result(result.text, f"not judged: {group} has {mixed[0]}", result.runs, result.mean)
+    return result
 
 
-def _tuned(runs: Runs, group: str, opt: str):
-    """The run of `opt` with the lowest final train loss (the paper's "tuned" baseline)."""
-    final = runs.final(group)
-    if final.empty or "opt" not in final:
-        return None
-    final = final[final.opt == opt].dropna(subset=["train_loss"])
-    return None if final.empty else final.loc[final.train_loss.idxmin()]
+def cell(result: cl.Result | None) -> str:
+    return "not run" if result is None else f"{result.text} **{result.verdict}**"
 
 
-def _tuned_test(runs: Runs, group: str, opt: str) -> Measured | None:
-    best = _tuned(runs, group, opt)
-    return None if best is None else Measured(100 * float(best.test_acc), [best.run_dir])
-
-
-def _tuned_lr(runs: Runs, group: str, opt: str) -> Measured | None:
-    best = _tuned(runs, group, opt)
-    return None if best is None else Measured(float(best["optimizer.lr"]), [best.run_dir])
-
-
-def _below(runs: Runs, group: str, opt: str, other: str) -> Measured | None:
-    a, b = _tuned(runs, group, opt), _tuned(runs, group, other)
-    if a is None or b is None:
-        return None
-    return Measured(bool(a.train_loss < b.train_loss), [a.run_dir, b.run_dir])
-
-
-def _showcase_b_gap(runs: Runs, scale: str) -> Measured | None:
-    group = f"showcase_b_{scale}"
-    agd = _final_of(runs, group, "test_acc", opt="agd")
-    final = runs.final(group)
-    if agd is None or final.empty:
-        return None
-    base = final[final.opt.isin(["adam", "sgd"])].dropna(subset=["test_acc"])
-    if base.empty:
-        return None
-    best = base.loc[base.test_acc.idxmax()]
-    return Measured(agd.value - 100 * float(best.test_acc), agd.runs + [best.run_dir])
-
-
-def _fig3_grid(runs: Runs, scale: str):
-    final = runs.final(f"fig3_{scale}")
-    return None if final.empty else final
-
-
-def _fig3_extreme(runs: Runs, scale: str, best: bool, cell: bool) -> Measured | None:
-    grid = _fig3_grid(runs, scale)
-    if grid is None:
-        return None
-    row = grid.loc[grid.test_acc.idxmax() if best else grid.test_acc.idxmin()]
-    if not cell:
-        return Measured(100 * float(row.test_acc), [row.run_dir])
-    widths = sorted(grid["model.width"].unique())
-    tag = "widest" if row["model.width"] == widths[-1] else (
-        "narrowest" if row["model.width"] == widths[0] else "middle width")
-    return Measured(f"depth {row['model.depth']} / {tag} (width {row['model.width']})", [row.run_dir])
-
-
-def _fig3_wider(runs: Runs, scale: str) -> Measured | None:
-    grid = _fig3_grid(runs, scale)
-    if grid is None:
-        return None
-    held = True
-    for _, rows in grid.groupby("model.depth"):
-        losses = rows.sort_values("model.width").train_loss.to_numpy()
-        held &= bool((losses[1:] < losses[:-1]).all())
-    return Measured(held, list(grid.run_dir))
-
-
-def _fig3_depth(runs: Runs, scale: str) -> Measured | None:
-    grid = _fig3_grid(runs, scale)
-    if grid is None or not {8, 16, 32} <= set(grid["model.depth"]):
-        return None
-    table = grid.pivot_table(index="model.width", columns="model.depth", values="train_loss")
-    held = bool(((table[8] < table[32]) & (table[16] < table[32])).all())
-    return Measured(held, list(grid.run_dir))
-
-
-def _fig4_dip(runs: Runs, scale: str) -> Measured | None:
-    steps = runs.group(f"fig4_{scale}", steps=True)
-    if steps.empty:
-        return None
-    # over every recorded early step (step_rows), not only epoch 1: at the largest batch epoch 1
-    # can be a single step, which has no dip to measure
-    dips = {}
-    for batch, rows in steps.groupby("batch_size"):
-        rows = rows.sort_values("step")
-        dips[batch] = float(rows.eta.min() / rows.eta.iloc[0])
-    if len(dips) < 2:
-        return None
-    held = dips[max(dips)] == min(dips.values()) and dips[max(dips)] < 1
-    return Measured(held, sorted(set(steps.run_dir)))
-
-
-def _table1(opt: str) -> Callable:
-    def measure(runs: Runs, scale: str) -> Measured | None:
-        rows = _memory_rows()
-        for row in rows or []:
-            if row["optimizer"] == opt:
-                return Measured(float(row["ratio"]), [])
-        return None
-    return measure
-
-
-def _memory_rows():
-    try:
-        import plot_table1
-    except ImportError:
-        return None
-    return plot_table1.measure()
-
-
-MEASURES: dict[str, Callable[[Runs, str], Measured | None]] = {
-    "showcase_a.agd_train_acc": lambda r, s: _final_of(r, f"showcase_a_{s}", "train_acc", opt="agd"),
-    "showcase_a.adam_train_acc": lambda r, s: _final_of(r, f"showcase_a_{s}", "train_acc", opt="adam"),
-    "showcase_a.sgd_train_acc": lambda r, s: _final_of(r, f"showcase_a_{s}", "train_acc", opt="sgd"),
-    "showcase_b.agd_vs_best_test": _showcase_b_gap,
-    "showcase_c.agd_top1": lambda r, s: _final_of(r, f"showcase_c_{s}", "test_acc", opt="agd"),
-    "fig1.fcn_agd_test": lambda r, s: _final_of(r, f"fig1_fcn_{s}", "test_acc", opt="agd"),
-    "fig1.fcn_adam_test": lambda r, s: _tuned_test(r, f"fig1_fcn_{s}", "adam"),
-    "fig1.resnet18_agd_test": lambda r, s: _final_of(r, f"showcase_b_{s}", "test_acc", opt="agd"),
-    "fig1.resnet18_adam_test": lambda r, s: _tuned_test(r, f"showcase_b_{s}", "adam"),
-    "fig1.vgg16_agd_test": lambda r, s: _final_of(r, f"fig1_vgg16_{s}", "test_acc", opt="agd"),
-    "fig1.vgg16_adam_test": lambda r, s: _tuned_test(r, f"fig1_vgg16_{s}", "adam"),
-    "fig1.resnet50_agd_top1": lambda r, s: _final_of(r, f"showcase_c_{s}", "test_acc", opt="agd"),
-    "fig2.adam_tuned_lr": lambda r, s: _tuned_lr(r, f"fig2_{s}", "adam"),
-    "fig2.sgd_tuned_lr": lambda r, s: _tuned_lr(r, f"fig2_{s}", "sgd"),
-    "fig2.agd_below_sgd": lambda r, s: _below(r, f"fig2_{s}", "agd", "sgd"),
-    "fig2.adam_below_sgd": lambda r, s: _below(r, f"fig2_{s}", "adam", "sgd"),
-    "fig3.best_test": lambda r, s: _fig3_extreme(r, s, best=True, cell=False),
-    "fig3.best_cell": lambda r, s: _fig3_extreme(r, s, best=True, cell=True),
-    "fig3.worst_test": lambda r, s: _fig3_extreme(r, s, best=False, cell=False),
-    "fig3.worst_cell": lambda r, s: _fig3_extreme(r, s, best=False, cell=True),
-    "fig3.wider_trains_better": _fig3_wider,
-    "fig3.depth_8_16_beat_32": _fig3_depth,
-    "fig4.test_b32": lambda r, s: _final_of(r, f"fig4_{s}", "test_acc", batch_size=32),
-    "fig4.test_b128": lambda r, s: _final_of(r, f"fig4_{s}", "test_acc", batch_size=128),
-    "fig4.test_b1024": lambda r, s: _final_of(r, f"fig4_{s}", "test_acc", batch_size=1024),
-    "fig4.test_b4096": lambda r, s: _final_of(r, f"fig4_{s}", "test_acc", batch_size=4096),
-    "fig4.eta_dips_more_at_large_batch": _fig4_dip,
-    "table1.agd": _table1("agd"),
-    "table1.sgd_momentum": _table1("sgd_momentum"),
-    "table1.adam": _table1("adam"),
-}
-
-
-def verdict(spec: dict, scale: str, measured: Measured) -> str:
-    kind, unit, value = spec["kind"], spec["unit"], measured.value
-    if kind == "number" or (kind == "exact" and unit != "x" and scale == "mini" and unit != "lr"):
-        if scale == "mini":
-            return "mini stand-in: not comparable with the paper's number"
-        diff = float(value) - float(spec["paper_value"])
-        tol = float(spec["tolerance"] or 0)
-        return (f"reproduced (within ±{tol:g})" if abs(diff) <= tol
-                else f"not reproduced ({diff:+.1f} {unit})")
-    prefix = "held at mini scale" if scale == "mini" else "reproduced"
-    negative = "did not hold at mini scale" if scale == "mini" else "not reproduced"
-    if kind == "near_chance":
-        return prefix if float(value) <= CHANCE + NEAR_CHANCE_MARGIN else f"{negative} (trained)"
-    if kind == "comparable":
-        return prefix if abs(float(value)) <= float(spec["tolerance"]) else negative
-    if kind == "claim":
-        return prefix if value is True else negative
-    if kind == "cell":
-        want_depth, want_width = spec["paper_value"].split(" / ")
-        ok = str(value).startswith(want_depth + " ") and want_width in str(value)
-        return prefix if ok else negative
-    if kind == "exact":
-        # memory multiples: AGD's and Adam's few 0-d state tensors (η, step) add ~1e-6
-        tol = 0.01 if unit == "x" else 1e-9 * abs(float(spec["paper_value"]))
-        same = math.isclose(float(value), float(spec["paper_value"]), abs_tol=tol)
-        return ("same as the paper" if same else "differs from the paper") + (
-            " (mini scale)" if scale == "mini" and unit == "lr" else "")
-    return "?"
-
-
-def run_facts(run_dirs: list[str], root: Path) -> tuple[str, str]:
-    """(short config description, date) of the runs a value comes from."""
-    if not run_dirs:
-        return "measured in-process (no training run)", dt.date.today().isoformat()
-    names, dates = [], []
-    for run_dir in run_dirs[:2]:
-        path = Path(run_dir)
-        try:
-            names.append(str(path.relative_to(root)))
-        except ValueError:
-            names.append(str(path))
-        stamp = path / "metrics.csv"
-        if stamp.exists():
-            dates.append(dt.datetime.fromtimestamp(stamp.stat().st_mtime, dt.timezone.utc))
-    more = f" (+{len(run_dirs) - 2} more)" if len(run_dirs) > 2 else ""
-    date = max(dates).strftime("%Y-%m-%d %H:%M UTC") if dates else ""
-    return "`" + "`, `".join(names) + "`" + more, date
-
-
-def beyond_rows(runs: Runs) -> list[str]:
-    """AGD against each parameter-free peer at its defaults, on showcase-a and fig2 settings."""
-    lines = []
-    for setting, peers_group in (("showcase_a", "beyond_showcase_a"), ("fig2", "beyond_fig2")):
+def claim_table(specs: list[dict], contexts: dict[str, cl.Ctx]) -> tuple[list[str], list[dict]]:
+    lines = ["| id | quantity | published | paper | small | mini |", "|---|---|---|---|---|---|"]
+    records = []
+    for spec in specs:
+        unit = spec["unit"] if spec["unit"] not in ("claim", "cell") else ""
+        cells = []
         for scale in SCALES:
-            agd = runs.final(f"{setting}_{scale}")
-            agd = agd[agd.opt == "agd"] if not agd.empty else agd
-            peers = runs.final(f"{peers_group}_{scale}")
-            label = "MINI" if scale == "mini" else "paper"
-            if agd.empty and peers.empty:
-                lines.append(f"| {setting} | {label} | — | not run | | | |")
-                continue
-            rows = ([("agd", agd.iloc[0])] if not agd.empty else []) + [
-                (r.opt, r) for _, r in (peers.iterrows() if not peers.empty else [])]
-            for opt, r in rows:
-                facts, date = run_facts([r.run_dir], runs.root)
-                lines.append(
-                    f"| {setting} | {label} | {ps.OPTIMIZER_LABELS.get(opt, opt)} | "
-                    f"{100 * r.train_acc:.1f} | {100 * r.test_acc:.1f} | {r.train_loss:.3g} | "
-                    f"{facts} {date} |")
-            missing = [p for p in PEERS if peers.empty or p not in set(peers.opt)]
-            if missing:
-                lines.append(f"| {setting} | {label} | {', '.join(missing)} | not run | | | |")
+            result = judge(contexts[scale], spec)
+            no_scale = spec["figure"] == "table1" and scale != "paper"
+            cells.append("— (no scale)" if no_scale else cell(result))
+            records.append({"id": spec["id"], "scale": scale, "figure": spec["figure"],
+                            "value": None if result is None else result.text,
+                            "mean": None if result is None else result.mean,
+                            "verdict": "not run" if result is None else result.verdict})
+        published = f"{spec['paper_value']} {unit}".strip()
+        lines.append(f"| {spec['id']} | {spec['quantity']} | {published} | " + " | ".join(cells) + " |")
+    return lines, records
+
+
+def followup_contexts(root: Path, record: dict) -> list[tuple[str, cl.Ctx]]:
+    """(what it tests, context) for the double-budget run and each followups.csv row of a claim."""
+    import reproduce
+
+    out = [("double budget (seed 0, 2× epochs)", cl.Ctx(root, "small", lambda b: f"{b}_small_x2"))]
+    for row in reproduce.followups():
+        if row["claim"] != record["id"]:
+            continue
+        def rename(base: str, group: str = row["group"]) -> str:  # the follow-up replaces its base's group
+            return group if group.startswith(base + "_") else f"{base}_small"
+        out.append((row["tests"], cl.Ctx(root, "small", rename)))
+    return out
+
+
+def followup_lines(root: Path, specs: dict, records: list[dict]) -> list[str]:
+    lines = []
+    for record in records:
+        if record["scale"] != "small" or record["verdict"] != cl.FAILED:
+            continue
+        lines.append(f"* `{record['id']}` did not hold at small scale ({record['value']}).")
+        for what, ctx in followup_contexts(root, record):
+            result = judge(ctx, specs[record["id"]])
+            groups = ", ".join(f"`{g}`" for g in sorted(ctx.touched)) or "—"
+            if result is None:
+                lines.append(f"  * {what}, {groups}: not run yet (`python scripts/reproduce.py "
+                             f"figure={record['figure']} scale=small check=double`)")
+            else:
+                lines.append(f"  * {what}, {groups}: {result.text} **{result.verdict}**")
+    return lines or ["No claim did not hold at small scale (or small scale has not been run)."]
+
+
+def group_lines(root: Path, groups: set[str]) -> list[str]:
+    """One row per run group behind the report: runs, seeds, epochs, precision, budget notes."""
+    lines = ["| group | runs | seeds | epochs | precision | last written | budget |", "|---|---|---|---|---|---|---|"]
+    for group in sorted(groups):
+        df = rd.load_group(group, root)
+        if df.empty:
+            continue
+        runs = df.drop_duplicates("run")
+        seeds = sorted({int(s) for s in runs.seed.dropna()}) if "seed" in runs else []
+        epochs = sorted({int(e) for e in runs.epochs.dropna()}) if "epochs" in runs else []
+        precision = sorted({str(p) for p in runs.precision.dropna()}) if "precision" in runs else []
+        date = max(str(d) for d in runs.date.dropna()) if "date" in runs and runs.date.notna().any() else ""
+        problems = "; ".join(rd.budget_problems(df, group)) or "as declared"
+        lines.append(f"| `{group}` | {len(runs)} | {','.join(map(str, seeds))} | {'/'.join(map(str, epochs))} | "
+                     f"{'/'.join(precision) or 'not recorded'} | {date} | {problems} |")
     return lines
 
 
-def build(root: Path) -> tuple[str, list[dict]]:
-    runs = Runs(root)
-    with open(ps.FIGURES_DIR / "paper_numbers.csv", newline="") as f:
-        specs = list(csv.DictReader(f))
-    missing = [s["id"] for s in specs if s["id"] not in MEASURES]
-    if missing:
-        raise KeyError(f"paper_numbers.csv rows without a measure in scripts/report.py: {missing}")
-    records = []
-    lines = [
-        "# What our runs give for every published number",
-        "",
-        "Generated by `python scripts/report.py` from the runs under "
-        f"`{root.name}/` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; do not edit by hand.",
-        "Published numbers: `figures/paper_numbers.csv` (PAPER.md §5).",
-        "",
-        "**Scales.** `paper` rows use the paper's settings and say *not run* until someone runs them. "
-        "`MINI` rows come from the offline stand-ins (MNIST-1D for CIFAR-10 FCNs, scikit-learn "
-        "digits upsampled to 16×16×3 for CIFAR/ImageNet CNNs) on a CPU budget; they exercise the "
-        "pipeline and test the paper's *qualitative* claims. **A MINI row is never a paper-scale "
-        "reproduction**: its absolute numbers are not comparable with the paper's.",
-        "",
-        "| id | quantity | paper | scale | ours | runs (under the runs root) | date | verdict |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for spec in specs:
+def peer_label(opt: str) -> str:
+    base = opt.removesuffix("_recommended")
+    if base not in PEERS:
+        return ps.label(opt)
+    return ps.label(base) + (" — recommended setting" if opt != base else " — raw defaults")
+
+
+def beyond_table(root: Path) -> list[str]:
+    """AGD against each parameter-free peer (raw defaults and recommended setting), per scale."""
+    lines = ["| setting | scale | optimiser | train acc (%) | test acc (%) | train loss |",
+             "|---|---|---|---|---|---|"]
+    for setting, peers_base in (("showcase_a", "beyond_showcase_a"), ("fig2", "beyond_fig2")):
         for scale in SCALES:
-            if spec["figure"] == "table1" and scale == "mini":
-                continue  # memory accounting has no scale: one measured row
-            measured = MEASURES[spec["id"]](runs, scale)
-            paper = f"{spec['paper_value']} {spec['unit'] if spec['unit'] not in ('claim', 'cell') else ''}"
-            label = "MINI" if scale == "mini" else ("—" if spec["figure"] == "table1" else "paper")
-            if measured is None:
-                lines.append(f"| {spec['id']} | {spec['quantity']} | {paper.strip()} | {label} | "
-                             f"not run | | | |")
-                records.append({"id": spec["id"], "scale": scale, "value": None, "verdict": "not run"})
+            ctx = cl.Ctx(root, scale)
+            agd, peers = ctx.final(setting), ctx.final(peers_base)
+            agd = agd[agd.opt == "agd"] if not agd.empty else agd
+            if agd.empty and peers.empty:
+                lines.append(f"| {setting} | {scale} | — | not run | | |")
                 continue
-            text = measured.text(spec["unit"])
-            facts, date = run_facts(measured.runs, root)
-            judged = verdict(spec, scale, measured)
-            lines.append(f"| {spec['id']} | {spec['quantity']} | {paper.strip()} | {label} | {text} | "
-                         f"{facts} | {date} | {judged} |")
-            records.append({"id": spec["id"], "scale": scale, "value": measured.value,
-                            "verdict": judged})
-    lines += [
-        "",
-        "## Beyond the paper: AGD against parameter-free peers at their defaults",
-        "",
-        "Same settings as showcase-a and fig2; the peers use PyTorch's default initialisation and "
-        "their own default hyperparameters (conf/optimizer/). Final epoch, %.",
-        "",
-        "| setting | scale | optimiser | train acc | test acc | train loss | run |",
-        "|---|---|---|---|---|---|---|",
-        *beyond_rows(runs),
-        "",
+            for opt, rows in ([("agd", agd)] if not agd.empty else []) + (
+                    sorted(peers.groupby("opt")) if not peers.empty else []):
+                stats = [cl.stat_of(rows, c) for c in ("train_acc", "test_acc", "train_loss")]
+                texts = [s.text(3 if c == "train_loss" else 1) if s else "—"
+                         for s, c in zip(stats, ("train_acc", "test_acc", "train_loss"), strict=True)]
+                lines.append(f"| {setting} | {scale} | {peer_label(opt)} | " + " | ".join(texts) + " |")
+            ran = set(peers.opt) if not peers.empty else set()
+            missing = [p for p in PEERS if p not in ran]
+            if missing:
+                lines.append(f"| {setting} | {scale} | {', '.join(missing)} (raw defaults) | not run | | |")
+    return lines
+
+
+def beyond_extra(root: Path) -> list[str]:
+    """Rows from scripts/report_beyond.py (biases, a transformer, transfer) when it exists."""
+    try:
+        module = importlib.import_module("report_beyond")
+    except ModuleNotFoundError:
+        return []
+    return [line for scale in SCALES for line in module.rows(root, scale)]
+
+
+def build(root: Path) -> tuple[str, list[dict]]:
+    """The report's Markdown and one record per (claim, scale): value, mean, verdict."""
+    specs = load_specs()
+    contexts = {scale: cl.Ctx(root, scale) for scale in SCALES}
+    table, records = claim_table(specs, contexts)
+    groups = set().union(*(c.touched for c in contexts.values()))
+    source = "the committed evidence" if rd.is_evidence(root) else "the runs"
+    lines = [
+        "# What our runs give for every published number", "",
+        f"Generated by `python scripts/report.py` from {source} under `{root.name}/`; do not edit by hand. "
+        "Published numbers: `figures/paper_numbers.csv`; what each experiment runs: docs/experiments.md.", "",
+        *DEFINITIONS, "", *table, "",
+        "## Follow-ups of the claims that did not hold at small scale", "",
+        *followup_lines(root, {s["id"]: s for s in specs}, records), "",
+        "## Run groups behind these numbers", "",
+        "Budget: `as declared` when every run has the epochs and seeds its experiment declares and no other "
+        "override; otherwise what differs. Precision as the runs recorded it.", "",
+        *group_lines(root, groups), "",
+        "## Beyond the paper: AGD against parameter-free peers", "",
+        "Same settings as showcase-a and fig2; each peer at its raw defaults (conf/optimizer/<peer>.yaml) and, "
+        "where it has one, at its recommended setting (conf/optimizer/<peer>_recommended.yaml). Final epoch.", "",
+        *beyond_table(root), "", *beyond_extra(root), "",
     ]
     return "\n".join(lines), records
 
 
-def main(argv: list[str]) -> None:
-    args = ps.parse_args(argv, {"runs": None, "out": None})
-    root = ps.runs_root(args["runs"])
-    text, _ = build(root)
-    out = Path(args["out"]) if args["out"] else ps.FIGURES_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "REPORT.md").write_text(text)
-    print(f"wrote {out / 'REPORT.md'}")
+def write(root: Path, out: Path, publish: bool = False) -> Path | None:
+    """Write <out>/REPORT.md; a report with no runs at all never replaces an existing one."""
+    text, records = build(root)
+    path = Path(out) / "REPORT.md"
+    ran = [r for r in records if r["verdict"] != "not run" and not r["id"].startswith("table1")]
+    if not ran and path.exists():
+        print(f"no runs under {root}: kept the existing {path}")
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    import reproduce
+
+    try:
+        args = reproduce.parse_keys(argv, {"runs": None, "out": None, "publish": "false", "source": "runs"})
+        reproduce.check_choice("publish", args["publish"], ("true", "false"))
+        reproduce.check_choice("source", args["source"], ("runs", "evidence"))
+    except reproduce.BadArgument as err:
+        print(f"report.py: {err}", file=sys.stderr)
+        return 2
+    root = rd.EVIDENCE_DIR if args["source"] == "evidence" and not args["runs"] else rd.runs_root(args["runs"])
+    write(root, rd.output_dir(args["out"], args["publish"], root), args["publish"] == "true")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -1,25 +1,41 @@
 """Reproduce one figure (or all) of the paper: launch its runs, then draw it.
 
-    python scripts/reproduce.py figure=fig3 scale=mini           # laptop CPU, offline data
+    python scripts/reproduce.py figure=fig3 scale=mini           # laptop CPU, offline data, minutes
+    python scripts/reproduce.py figure=fig3 scale=small          # real stand-in data, seeds 0,1,2
     python scripts/reproduce.py figure=fig3 scale=paper          # the paper's settings (GPU)
     python scripts/reproduce.py figure=fig3 scale=paper hydra/launcher=slurm   # on a cluster
-    python scripts/reproduce.py figure=all scale=mini            # every figure + figures/REPORT.md
+    python scripts/reproduce.py figure=all scale=small publish=true           # + figures/, evidence
+    python scripts/reproduce.py figure=fig3 scale=small check=double          # seed 0, 2x epochs
+    python scripts/reproduce.py figure=all scale=small plot_only=true source=evidence publish=true
 
 Figures: showcase_a showcase_b showcase_c fig1 fig2 fig3 fig4 table1 beyond, or all.
 Every launch is `python experiments/train.py -m experiment=<id> scale=<scale> ...`, i.e. the
 documented training command: the same code path as a hand-launched sweep. Complete runs are
 skipped by the pipeline, so rerunning after an interruption only trains what is missing. Any
-other key=value argument (a Hydra launcher, `epochs=1`, `device=cuda`) is passed to every launch.
+other key=value argument (a Hydra launcher, `epochs=1`, `device=cuda`) is passed to every launch
+(a figure drawn from such runs says on it that its budget differs from the experiment's).
 
-Own arguments: figure=<id|all> (default all), scale=mini|paper (default mini),
-plot_only=true (draw from existing runs, launch nothing), runs=<dir> (runs root; default
-$AGD_RUNS_DIR or runs/), out=<dir> (figures directory, default figures/), jobs=N (experiments
-launched at once; default 2 at mini scale, each single-threaded, 1 at paper scale, where the
-Hydra launcher, e.g. hydra/launcher=slurm, provides the parallelism).
+Own arguments:
+  figure=<id|all>          default all
+  scale=mini|small|paper   default mini
+  plot_only=true           draw from existing runs, launch nothing
+  runs=<dir>               runs root (default $AGD_RUNS_DIR, else runs/)
+  source=runs|evidence     evidence: draw from the committed figures/data/ (needs plot_only=true)
+  out=<dir>                where figures and REPORT.md go (default <runs root>/figures/)
+  publish=true             write figures/*.png|pdf and figures/REPORT.md, and export the runs
+                           behind them to figures/data/ (scripts/evidence.py); the only way the
+                           committed figures change
+  check=double             instead of the figure's runs, launch each of its experiments once
+                           more with seed 0 at twice its epochs, into `<group>_x2`: the report
+                           shows whether more training would flip a verdict
+  jobs=N                   experiments launched at once (default 2 at mini/small scale, each
+                           single-threaded; 1 at paper scale, where the Hydra launcher, e.g.
+                           hydra/launcher=slurm, provides the parallelism)
 """
 
 from __future__ import annotations
 
+import csv
 import importlib
 import os
 import subprocess
@@ -27,9 +43,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
+import rundata as rd
+
+REPO_ROOT = rd.REPO_ROOT
+FOLLOWUPS_CSV = rd.FIGURES_DIR / "followups.csv"
 
 # figure id -> (experiments to launch, in order; plot module). fig1's ResNet-18 panel reuses
 # showcase-b's runs and its ImageNet panel reuses showcase-c's (same settings in the paper).
@@ -43,44 +60,116 @@ FIGURES: dict[str, tuple[list[str], str | None]] = {
     "fig1": (["fig1_fcn", "fig1_fcn_baselines", "showcase_b", "showcase_b_baselines",
               "fig1_vgg16", "fig1_vgg16_baselines", "showcase_c"], "plot_fig1"),
     "table1": ([], "plot_table1"),
-    # beyond the paper: parameter-free peers on the showcase-a and fig2 settings
-    "beyond": (["showcase_a", "beyond_showcase_a", "fig2", "beyond_fig2"], None),
+    # beyond the paper: parameter-free peers on the showcase-a and fig2 settings, biases,
+    # a small transformer and transfer across widths
+    "beyond": (["showcase_a", "beyond_showcase_a", "fig2", "fig2_baselines", "beyond_fig2",
+                "beyond_bias", "beyond_gpt", "beyond_transfer"], "plot_beyond"),
 }
 ALL = ["showcase_a", "fig2", "fig3", "fig4", "showcase_b", "showcase_c", "fig1", "table1", "beyond"]
+OWN = {"figure": "all", "scale": "mini", "plot_only": "false", "runs": None, "out": None,
+       "jobs": None, "publish": "false", "source": "runs", "check": "none"}
 
 
-def parse(argv: list[str]) -> tuple[dict, list[str]]:
-    own = {"figure": "all", "scale": "mini", "plot_only": "false", "runs": None, "out": None,
-           "jobs": None}
-    passthrough = []
+class BadArgument(ValueError):
+    """A command-line value the user must fix; main() prints it and exits 2."""
+
+
+def parse_keys(argv: list[str], defaults: dict, passthrough: list[str] | None = None) -> dict:
+    """key=value arguments; keys not in `defaults` go to `passthrough` (or are refused)."""
+    args = dict(defaults)
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"arguments are key=value; got {item!r}")
-        if key in own:
-            own[key] = value
-        else:
+            raise BadArgument(f"arguments are key=value; got {item!r}.")
+        if key in defaults:
+            args[key] = value
+        elif passthrough is not None:
             passthrough.append(item)
-    if own["figure"] != "all" and own["figure"] not in FIGURES:
-        raise SystemExit(f"figure must be one of {', '.join(FIGURES)} or all; got {own['figure']!r}")
-    if own["scale"] not in ("mini", "paper"):
-        raise SystemExit(f"scale must be mini or paper; got {own['scale']!r}")
+        else:
+            raise BadArgument(f"unknown argument {key!r}; expected one of {', '.join(defaults)}.")
+    return args
+
+
+def check_choice(key: str, value, choices) -> None:
+    if value not in choices:
+        raise BadArgument(f"{key} must be one of {', '.join(choices)}; got {value!r}.")
+
+
+def figure_list(figure: str) -> list[str]:
+    check_choice("figure", figure, [*FIGURES, "all"])
+    return ALL if figure == "all" else [figure]
+
+
+def parse(argv: list[str]) -> tuple[dict, list[str]]:
+    passthrough: list[str] = []
+    own = parse_keys(argv, OWN, passthrough)
+    figure_list(own["figure"])
+    check_choice("scale", own["scale"], rd.SCALES)
+    for key in ("plot_only", "publish"):
+        check_choice(key, own[key].lower(), ("true", "false"))
+    check_choice("source", own["source"], ("runs", "evidence"))
+    check_choice("check", own["check"], ("none", "double"))
+    if own["jobs"] is not None and not (own["jobs"].isdigit() and int(own["jobs"]) > 0):
+        raise BadArgument(f"jobs must be a whole number of experiments launched at once, 1 or more; "
+                          f"got {own['jobs']!r}.")
+    if own["source"] == "evidence" and own["plot_only"].lower() != "true":
+        raise BadArgument("source=evidence draws from the committed evidence and launches nothing; "
+                          "add plot_only=true.")
     return own, passthrough
+
+
+def group_of(experiment: str, scale: str) -> str:
+    """The run group an experiment writes to (its composed `group`, else the naming rule)."""
+    facts = rd.experiment_facts(experiment, scale)
+    return facts["group"] if facts else f"{experiment.removesuffix('_baselines')}_{scale}"
+
+
+def followups() -> list[dict]:
+    """figures/followups.csv: claim id -> follow-up run group -> what it tests."""
+    if not FOLLOWUPS_CSV.exists():
+        return []
+    with open(FOLLOWUPS_CSV, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def launch_command(experiment: str, scale: str, passthrough: list[str]) -> list[str]:
     extra = list(passthrough)
-    if not any(a.startswith("logger=") for a in extra) and scale == "mini":
-        extra.append("logger=none")  # mini runs are checks on a laptop: no W&B run per job
+    if not any(a.startswith("logger=") for a in extra) and scale != "paper":
+        extra.append("logger=none")  # CPU-scale runs are checks: no W&B run per job
     if not any(a.startswith("progress=") for a in extra):
         extra.append("progress=false")
     return [sys.executable, str(REPO_ROOT / "experiments" / "train.py"), "-m",
             f"experiment={experiment}", f"scale={scale}", *extra]
 
 
-def launch_all(experiments: list[str], scale: str, passthrough: list[str], env: dict,
-               jobs: int) -> list[str]:
-    """Run each experiment's multirun as a subprocess, `jobs` at a time; return the failures.
+def double_budget(experiment: str, scale: str) -> list[str]:
+    """The overrides of the double-budget check: seed 0, twice the declared epochs, `<group>_x2`."""
+    facts = rd.experiment_facts(experiment, scale)
+    return ["seed=0", f"epochs={2 * facts['epochs']}", f"group={facts['group']}_x2"]
+
+
+def _start(experiment: str, cmd: list[str], env: dict, tag: str) -> subprocess.Popen:
+    print("$", " ".join(cmd[1:]), flush=True)
+    log = open(Path(env["AGD_RUNS_DIR"]) / f".reproduce-{tag}.log", "w")  # closed in _finish
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def _finish(experiment: str, scale: str, proc: subprocess.Popen, started: float) -> str | None:
+    proc.log.close()  # type: ignore[attr-defined]
+    name = proc.log.name  # type: ignore[attr-defined]
+    print(f"  {experiment}: exit {proc.returncode} after {time.perf_counter() - started:.0f} s (log: {name})",
+          flush=True)
+    if proc.returncode == 0:
+        return None
+    tail = Path(name).read_text().strip().splitlines()[-3:]
+    return f"{experiment} at scale={scale} exited {proc.returncode}: " + " | ".join(tail)
+
+
+def launch_all(launches: list[tuple[str, list[str]]], scale: str, env: dict, jobs: int) -> list[str]:
+    """Run each (experiment, extra overrides) multirun as a subprocess, `jobs` at a time; return
+    the failures.
 
     With jobs > 1 every process gets one intra-op thread (OMP_NUM_THREADS=1) unless the caller
     set it: on a small CPU, k single-threaded processes beat one k-threaded process by far for
@@ -88,40 +177,27 @@ def launch_all(experiments: list[str], scale: str, passthrough: list[str], env: 
     several s/epoch with 2 threads on a busy 2-core machine)."""
     if jobs > 1:
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **env}
-    pending = list(experiments)
+    pending = list(launches)
     running: list[tuple[str, subprocess.Popen, float]] = []
     failures = []
     while pending or running:
         while pending and len(running) < jobs:
-            experiment = pending.pop(0)
-            cmd = launch_command(experiment, scale, passthrough)
-            print("$", " ".join(cmd[1:]), flush=True)
-            log = open(Path(env["AGD_RUNS_DIR"]) / f".reproduce-{experiment}_{scale}.log", "w")
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            proc.log = log  # type: ignore[attr-defined]
+            experiment, extra = pending.pop(0)
+            tag = f"{experiment}_{scale}" + ("_x2" if any(a.startswith("group=") for a in extra) else "")
+            proc = _start(experiment, launch_command(experiment, scale, extra), env, tag)
             running.append((experiment, proc, time.perf_counter()))
         time.sleep(0.5)
-        for item in list(running):
-            experiment, proc, started = item
-            if proc.poll() is None:
-                continue
+        for item in [r for r in running if r[1].poll() is not None]:
             running.remove(item)
-            proc.log.close()  # type: ignore[attr-defined]
-            print(f"  {experiment}: exit {proc.returncode} after {time.perf_counter() - started:.0f} s "
-                  f"(log: {proc.log.name})", flush=True)  # type: ignore[attr-defined]
-            if proc.returncode != 0:
-                tail = Path(proc.log.name).read_text().strip().splitlines()[-3:]  # type: ignore[attr-defined]
-                failures.append(f"{experiment} at scale={scale} exited {proc.returncode}: "
-                                + " | ".join(tail))
+            failure = _finish(item[0], scale, item[1], item[2])
+            failures += [failure] if failure else []
     return failures
 
 
-def failed_runs(runs_root: Path, experiment: str, scale: str) -> list[str]:
+def failed_runs(runs_root: Path, group: str) -> list[str]:
     """Runs whose summary says failed (a sweep goes on past a failed job)."""
-    sys.path.insert(0, str(REPO_ROOT))
     from agd.results import read_json
 
-    group = experiment.removesuffix("_baselines") + f"_{scale}"
     bad = []
     for summary in (runs_root / group).rglob("summary.json"):
         state = read_json(summary)
@@ -132,40 +208,78 @@ def failed_runs(runs_root: Path, experiment: str, scale: str) -> list[str]:
     return bad
 
 
-def main(argv: list[str]) -> int:
-    own, passthrough = parse(argv)
-    figures = ALL if own["figure"] == "all" else [own["figure"]]
-    scale = own["scale"]
-    env = dict(os.environ)
-    if own["runs"]:
-        env["AGD_RUNS_DIR"] = str(Path(own["runs"]).resolve())
-    runs_root = Path(env.get("AGD_RUNS_DIR") or REPO_ROOT / "runs")
-    env["AGD_RUNS_DIR"] = str(runs_root)
-    os.environ["AGD_RUNS_DIR"] = str(runs_root)  # for the in-process plots below
-    started = time.perf_counter()
-    problems: list[str] = []
-    runs_root.mkdir(parents=True, exist_ok=True)
-    if own["plot_only"].lower() != "true":
-        experiments = list(dict.fromkeys(e for f in figures for e in FIGURES[f][0]))
-        jobs = int(own["jobs"]) if own["jobs"] else (2 if scale == "mini" else 1)
-        problems += launch_all(experiments, scale, passthrough, env, jobs)
-        for experiment in experiments:
-            problems += failed_runs(runs_root, experiment, scale)
+def launches_for(figures: list[str], scale: str, check: str, passthrough: list[str],
+                 problems: list[str]) -> list[tuple[str, list[str]]]:
+    """(experiment, overrides) to launch; experiments without a config are reported, skipped."""
+    launches = []
+    for experiment in dict.fromkeys(e for f in figures for e in FIGURES[f][0]):
+        if not (REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml").exists():
+            problems.append(f"experiment {experiment} has no config conf/experiment/{experiment}.yaml: "
+                            f"not launched")
+            continue
+        if check == "double" and rd.experiment_facts(experiment, scale) is None:
+            problems.append(f"experiment {experiment} does not compose at scale={scale}: no double-budget run")
+            continue
+        extra = double_budget(experiment, scale) if check == "double" else []
+        launches.append((experiment, passthrough + extra))
+    return launches
+
+
+def draw(figures: list[str], scale: str, runs: Path, out: Path, problems: list[str]) -> None:
+    """Every figure's plot module, in-process; a missing or broken one is reported, not fatal."""
     for figure in figures:
         plot_module = FIGURES[figure][1]
-        if plot_module is None:
-            continue
         try:
             module = importlib.import_module(plot_module)
-            module.plot(scale=scale, runs=str(runs_root), out=own["out"])
+        except ModuleNotFoundError as err:
+            problems.append(f"{figure}: no plot module {plot_module} (scripts/{plot_module}.py): {err}")
+            continue
+        try:
+            module.plot(scale=scale, runs=str(runs), out=str(out))
         except Exception as err:  # one broken figure must not hide the others
             problems.append(f"{figure}: plotting failed: {type(err).__name__}: {err}")
             print(f"error: {problems[-1]}", file=sys.stderr)
+
+
+def run(own: dict, passthrough: list[str]) -> list[str]:
+    figures, scale = figure_list(own["figure"]), own["scale"]
+    publish = own["publish"].lower() == "true"
+    env = dict(os.environ)
+    root = rd.EVIDENCE_DIR if own["source"] == "evidence" and not own["runs"] else rd.runs_root(own["runs"])
+    root = root.resolve()
+    if own["source"] != "evidence":
+        env["AGD_RUNS_DIR"] = os.environ["AGD_RUNS_DIR"] = str(root)
+        root.mkdir(parents=True, exist_ok=True)
+    out = rd.output_dir(own["out"], publish, root)
+    problems: list[str] = []
+    if own["plot_only"].lower() != "true":
+        launches = launches_for(figures, scale, own["check"], passthrough, problems)
+        jobs = int(own["jobs"]) if own["jobs"] else (1 if scale == "paper" else 2)
+        problems += launch_all(launches, scale, env, jobs)
+        for experiment, extra in launches:
+            group = next((a[6:] for a in extra if a.startswith("group=")), group_of(experiment, scale))
+            problems += failed_runs(root, group)
+    draw(figures, scale, root, out, problems)
     if own["figure"] in ("all", "beyond"):
         import report
 
-        report.main([f"runs={runs_root}"] + ([f"out={own['out']}"] if own["out"] else []))
-    print(f"reproduce {own['figure']} scale={scale}: {time.perf_counter() - started:.0f} s wall")
+        report.write(root, out, publish)
+    if publish and own["source"] != "evidence":
+        import evidence
+
+        evidence.export(root, scale, evidence.groups_of(figures, scale, root))
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    try:
+        own, passthrough = parse(argv)
+    except BadArgument as err:
+        print(f"reproduce.py: {err}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    problems = run(own, passthrough)
+    print(f"reproduce {own['figure']} scale={own['scale']}: {time.perf_counter() - started:.0f} s wall")
     if problems:
         print("problems:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1

@@ -1,52 +1,25 @@
-"""Plot scripts and the report on a small synthetic runs tree written in the real schema.
+"""Plot scripts and the report on small synthetic runs trees written in the real schema.
 
-No training: each run directory is written with agd.results' own writers, with metrics chosen so
-that the report's verdicts are known in advance (and one case where a claim must fail).
+No training: each run directory is written with agd.results' own writers (tests/runtrees.py),
+with metrics chosen so that the report's verdicts are known in advance (and cases where a claim
+must fail or be within noise).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, write_json, write_rows
+from runtrees import make_run, seeded, small_tree
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-OPT = {"agd": "agd.optim.AGD", "adam": "torch.optim.Adam", "sgd": "torch.optim.SGD",
-       "prodigy": "prodigyopt.Prodigy"}
 
 
-def make_run(root, group, name, *, opt="agd", lr=None, depth=4, width=64, batch=128, epochs=4,
-             final_acc=0.9, final_loss=0.1, data="agd.data.mnist1d.load", steps=0, status="complete"):
-    run_dir = root / group / name
-    optimizer = {"_target_": OPT[opt], "init": "paper" if opt == "agd" else "default"}
-    if lr is not None:
-        optimizer["lr"] = lr
-    write_json(run_dir / "config.json", {
-        "epochs": epochs, "batch_size": batch, "seed": 0, "scale": "mini", "group": group,
-        "model": {"_target_": "agd.models.FCN", "depth": depth, "width": width},
-        "data": {"_target_": data}, "optimizer": optimizer})
-    rows = []
-    for e in range(1, epochs + 1):
-        f = e / epochs
-        rows.append({"epoch": e, "step": e * 10, "train_loss": 1 - (1 - final_loss) * f,
-                     "train_acc": 0.1 + (final_acc - 0.1) * f, "test_loss": 1 - 0.5 * f,
-                     "test_acc": 0.1 + (final_acc - 0.2) * f, "eta_mean": 0.2, "eta_min": 0.1,
-                     "eta_max": 0.3, "update_mean": 0.01, "update_min": 0.005, "update_max": 0.02,
-                     "time_s": float(e)})
-    write_rows(run_dir / "metrics.csv", rows, EPOCH_COLUMNS)
-    if steps:
-        write_rows(run_dir / "steps.csv", [
-            {"epoch": 1, "step": s, "train_loss": 1.0, "train_acc": 0.1,
-             "eta": 0.3 - 0.2 * (s == 2) * (batch / 4096), "update": 0.01}
-            for s in range(1, steps + 1)], STEP_COLUMNS)
-    write_json(run_dir / "summary.json", {"status": status})
-    return run_dir
-
+@pytest.fixture(autouse=True)
+def _scripts_importable(monkeypatch):
+    """scripts/ modules import each other as siblings, as they do when run as scripts."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.setenv("AGD_FIG_DPI", "50")  # layout and content are the same; rendering is faster
 
 @pytest.fixture
 def runs(tmp_path):
@@ -80,56 +53,137 @@ def runs(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("module", ["plot_showcase_a", "plot_showcase_b", "plot_showcase_c",
-                                    "plot_fig1", "plot_fig2", "plot_fig3", "plot_fig4"])
-def test_each_plot_writes_png_and_pdf(runs, tmp_path, module, monkeypatch):
+PLOTS = ["plot_showcase_a", "plot_showcase_b", "plot_showcase_c", "plot_fig1", "plot_fig2", "plot_fig3",
+         "plot_fig4"]
+
+
+@pytest.mark.parametrize("module", PLOTS)
+def test_each_plot_writes_png_and_pdf(runs, tmp_path, module):
     import importlib
 
-    monkeypatch.setenv("AGD_FIG_DPI", "60")  # layout and content are the same; rendering is faster
     plot = importlib.import_module(module).plot
     paths = plot(scale="mini", runs=str(runs), out=str(tmp_path / "fig"))
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 3_000 for p in paths), [p.stat().st_size for p in paths]
 
 
-def test_plot_without_runs_says_so(tmp_path):
+def captured_figures(monkeypatch):
+    """Replace plot_style.save by a recorder of the figures' texts and filled bands."""
+    import plot_style as ps
+
+    seen = []
+
+    def record(fig, name, out=None, runs=None, placeholder=False):
+        texts = [t.get_text() for t in fig.texts] + [t.get_text() for ax in fig.axes for t in ax.texts]
+        bands = sum(type(c).__name__ in ("PolyCollection", "FillBetweenPolyCollection")
+                    for ax in fig.axes for c in ax.collections)
+        seen.append({"name": name, "texts": texts, "bands": bands})
+        ps.plt.close(fig)
+        return []
+
+    monkeypatch.setattr(ps, "save", record)
+    return seen
+
+
+def test_seeds_are_drawn_as_a_mean_with_a_band(tmp_path, monkeypatch):
+    import plot_fig2
+    import plot_style as ps
+
+    root = small_tree(tmp_path / "runs")
+    seen = captured_figures(monkeypatch)
+    plot_fig2.plot("small", str(root))
+    # 3 optimisers x (train loss, test loss, train acc, test acc) seed bands + 3 update-size bands
+    assert seen[0]["bands"] == 15
+    df = ps.load_group("fig2_small", root)
+    fig, ax = ps.plt.subplots()
+    n = ps.seed_line(ax, df[df.opt == "agd"], "train_loss", "k")
+    line = ax.lines[0]
+    assert n == 3 and line.get_ydata()[-1] == pytest.approx((0.10 + 0.30 + 0.20) / 3)
+    ps.plt.close(fig)
+
+
+def test_mixed_budgets_are_labelled_on_the_figure(tmp_path, monkeypatch):
+    import plot_showcase_a
+    import rundata as rd
+
+    root = tmp_path / "runs"
+    make_run(root, "showcase_a_small", "optimizer=agd", epochs=4, depth=32)
+    make_run(root, "showcase_a_small", "optimizer=sgd", opt="sgd", lr=0.1, epochs=2, depth=32)
+    seen = captured_figures(monkeypatch)
+    plot_showcase_a.plot("small", str(root))
+    problems = rd.budget_problems(rd.load_group("showcase_a_small", root), "showcase_a_small")
+    assert problems[0] == "mixed budgets: agd 4 epochs, sgd 2 epochs"
+    assert any("BUDGET" in t and "agd 4 epochs, sgd 2 epochs" in t for t in seen[0]["texts"])
+
+
+def test_budget_against_the_declared_experiment(tmp_path):
+    """fig2 at mini scale declares 20 epochs: a 4-epoch run named with the extra override is
+    flagged for both; the double-budget group expects seed 0 at 40 epochs."""
+    import rundata as rd
+
+    root = tmp_path / "runs"
+    make_run(root, "fig2_mini", "epochs=4,optimizer=agd", epochs=4, depth=8)
+    problems = rd.budget_problems(rd.load_group("fig2_mini", root), "fig2_mini")
+    assert problems[0] == "epochs 4, declared 20"
+    assert problems[-1] == "overrides not in the experiment: epochs=4"
+    make_run(root, "fig2_mini_x2", "epochs=40,optimizer=agd", epochs=40, depth=8, seed=0)
+    assert rd.budget_problems(rd.load_group("fig2_mini_x2", root), "fig2_mini_x2") == []
+
+
+def test_plot_without_runs_never_replaces_a_figure(tmp_path):
     import plot_fig3
 
-    paths = plot_fig3.plot(scale="paper", runs=str(tmp_path / "empty"), out=str(tmp_path / "fig"))
-    assert paths[0].name == "fig3_paper.png" and paths[0].exists()
+    out = tmp_path / "fig"
+    paths = plot_fig3.plot(scale="paper", runs=str(tmp_path / "empty"), out=str(out))
+    assert paths[0].name == "fig3_paper.png" and paths[0].exists()  # a placeholder where none was
+    out.joinpath("fig3_small.png").write_bytes(b"published")
+    plot_fig3.plot(scale="small", runs=str(tmp_path / "empty"), out=str(out))
+    assert out.joinpath("fig3_small.png").read_bytes() == b"published"
+
+
+def test_tuned_is_the_lowest_mean_over_seeds(tmp_path):
+    """lr 1e-4 has the single best run (0.01) but the worse mean (0.34 vs 0.10): 1e-3 is tuned."""
+    import rundata as rd
+
+    root = tmp_path / "runs"
+    seeded(root, "fig2_small", "optimizer.lr=0.0001,optimizer=adam",
+           [{"final_loss": x} for x in (0.01, 0.5, 0.5)], opt="adam", lr=1e-4)
+    seeded(root, "fig2_small", "optimizer.lr=0.001,optimizer=adam",
+           [{"final_loss": 0.1}] * 3, opt="adam", lr=1e-3)
+    best = rd.tuned(rd.final_rows(rd.load_group("fig2_small", root)), "adam")
+    assert list(best["optimizer.lr"]) == [1e-3] * 3 and sorted(best.seed) == [0, 1, 2]
 
 
 def test_fig2_picks_the_lowest_final_train_loss(runs):
     import plot_fig2
     import plot_style as ps
 
-    df = ps.load_group("fig2_mini", runs)
-    chosen, lrs = plot_fig2.tuned(df.assign(opt=ps.optimizer_name(df)))
-    assert lrs == {"adam": 1e-4, "sgd": 1e-1}
+    chosen = plot_fig2.tuned_runs(ps.load_group("fig2_mini", runs))
+    assert {opt: r["optimizer.lr"].iloc[0] for opt, r in chosen.items() if opt != "agd"} == \
+        {"adam": 1e-4, "sgd": 1e-1}
     assert set(chosen) == {"agd", "adam", "sgd"}
 
 
-def test_report_verdicts_and_scale_labels(runs, monkeypatch):
+def test_report_verdicts_at_mini_scale(runs, monkeypatch):
+    import claims
     import report
 
-    monkeypatch.setattr(report, "_memory_rows", lambda: [])  # table1 tested elsewhere
+    monkeypatch.setattr(claims, "memory_rows", lambda: [])  # table 1 tested elsewhere
     text, records = report.build(runs)
     got = {(r["id"], r["scale"]): r for r in records}
-    # paper scale was not run: every paper row says so
-    assert all(r["verdict"] == "not run" for r in records if r["scale"] == "paper")
-    assert got[("showcase_a.agd_train_acc", "mini")]["verdict"].startswith("mini stand-in")
-    assert got[("showcase_a.adam_train_acc", "mini")]["verdict"] == "held at mini scale"
-    assert got[("showcase_a.sgd_train_acc", "mini")]["verdict"].startswith("did not hold")
-    assert got[("fig2.adam_tuned_lr", "mini")]["value"] == 1e-4
-    assert got[("fig2.agd_below_sgd", "mini")]["verdict"] == "held at mini scale"
-    assert got[("fig3.wider_trains_better", "mini")]["verdict"] == "did not hold at mini scale"
-    assert got[("fig3.depth_8_16_beat_32", "mini")]["verdict"] == "held at mini scale"
-    assert got[("fig3.best_cell", "mini")]["value"].startswith("depth 8 / widest")
-    assert got[("fig4.eta_dips_more_at_large_batch", "mini")]["verdict"] == "held at mini scale"
-    assert got[("showcase_b.agd_vs_best_test", "mini")]["value"] == pytest.approx(-5.0)
-    # no mini row is ever called a reproduction
-    assert not any(r["verdict"].startswith("reproduced") for r in records if r["scale"] == "mini")
-    assert "| MINI |" in text and "Beyond the paper" in text and "Prodigy" in text
+    # paper and small scales were not run: every such row says so
+    assert all(r["verdict"] == "not run" for r in records if r["scale"] in ("paper", "small"))
+    assert got[("showcase_a.agd_train_acc", "mini")]["verdict"] == "shown"
+    assert got[("showcase_a.adam_train_acc", "mini")]["verdict"] == "held"
+    assert got[("showcase_a.sgd_train_acc", "mini")]["verdict"] == "did not hold"
+    assert got[("fig2.adam_tuned_lr", "mini")]["mean"] == 1e-4
+    assert got[("fig2.agd_below_sgd", "mini")]["verdict"] == "held"
+    assert got[("fig3.wider_trains_better", "mini")]["verdict"] == "did not hold"
+    assert got[("fig3.depth_8_16_beat_32", "mini")]["verdict"] == "held"
+    assert got[("fig3.best_cell", "mini")]["mean"].startswith("depth 8 / widest")
+    assert got[("fig4.eta_dips_more_at_large_batch", "mini")]["verdict"] == "held"
+    assert got[("showcase_b.agd_vs_best_test", "mini")]["mean"] == pytest.approx(-5.0)
+    assert "| paper | small | mini |" in text and "Beyond the paper" in text and "Prodigy" in text
 
 
 def test_pull_wandb_writes_the_run_schema(tmp_path):

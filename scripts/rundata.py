@@ -1,0 +1,260 @@
+"""Run groups as tables, from a runs tree or from the committed evidence, with seeds made explicit.
+
+Every figure script and the report read runs only through `load_group`, so they work the same on
+
+* a runs tree written by training (`<root>/<group>/<override dirname>/metrics.csv`, ...), and
+* the evidence folder written by `scripts/evidence.py export` (default `figures/data/`): one
+  compact CSV per run group (`<root>/<scale>/<group>.csv[.gz]`, per-step rows in
+  `<group>.steps.csv[.gz]`) listed in `<root>/index.csv`.
+
+Both give the same frame: one row per run x epoch (or step) with the run's config columns, plus
+
+    run        the run's path below the root, e.g. "fig2_small/optimizer=adam,seed=1"
+    opt        the optimiser config's name ("adam", "dadapt_adam_recommended"; from the run's
+               `optimizer=` override, else from the optimiser class)
+    config_id  the run's name without its `seed=` override: the runs of one setting across seeds
+    precision  the run's arithmetic (fp32 / bf16) where its summary.json records it
+    date       when the run last wrote its metrics (UTC)
+
+"Tuned" (the paper's baseline choice: the learning rate with the lowest final train loss) is
+decided here once, on the mean over seeds, for the plots and the report alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from agd.results import SUMMARY_FILE, load_runs, read_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIGURES_DIR = REPO_ROOT / "figures"
+EVIDENCE_DIR = FIGURES_DIR / "data"
+INDEX_FILE = "index.csv"
+SCALES = ("paper", "small", "mini")
+
+# config columns kept in the evidence (besides every optimizer.* and model.* key)
+CONFIG_COLUMNS = ["data._target_", "loss._target_", "batch_size", "seed", "epochs", "scale",
+                  "group", "step_rows", "amp", "status", "precision", "date", "run"]
+
+_OPT_CLASSES = {"dadaptadam": "dadapt_adam", "adamwschedulefree": "schedulefree_adamw",
+                "schedulefreeadamw": "schedulefree_adamw", "pdog": "dog"}
+
+
+def runs_root(arg: str | os.PathLike | None = None) -> Path:
+    """The runs root: `runs=<dir>` on the command line, else $AGD_RUNS_DIR, else <repo>/runs."""
+    return Path(arg or os.environ.get("AGD_RUNS_DIR") or REPO_ROOT / "runs")
+
+
+def is_evidence(root: str | os.PathLike) -> bool:
+    return (Path(root) / INDEX_FILE).exists()
+
+
+def default_out(runs: str | os.PathLike | None = None) -> Path:
+    """Where figures and REPORT.md go unless the user publishes: `<runs root>/figures`, never the
+    committed figures/ folder (an evidence folder's output goes under $AGD_RUNS_DIR or runs/)."""
+    root = runs_root(runs)
+    if is_evidence(root):
+        root = runs_root(None)
+    return root / "figures"
+
+
+def output_dir(out: str | None, publish: bool | str, runs: str | os.PathLike | None) -> Path:
+    """out= wins; else figures/ when publishing, else default_out(runs)."""
+    if out:
+        return Path(out)
+    return FIGURES_DIR if str(publish).lower() == "true" else default_out(runs)
+
+
+def split_name(name: str) -> dict[str, str]:
+    """'optimizer.lr=0.001,optimizer=adam,seed=1' -> {'optimizer.lr': '0.001', ...}."""
+    pairs = re.findall(r"(?:^|,)([\w./@+-]+)=((?:\[[^\]]*\]|[^,])*)", name)
+    return dict(pairs)
+
+
+def _opt_name(run: str, target) -> str:
+    chosen = split_name(Path(run).name).get("optimizer")
+    if chosen:
+        return chosen
+    short = str(target).rsplit(".", 1)[-1].lower()
+    return _OPT_CLASSES.get(short, short)
+
+
+def _config_id(run: str) -> str:
+    path = Path(run)
+    kept = {k: v for k, v in split_name(path.name).items() if k != "seed"}
+    name = ",".join(f"{k}={v}" for k, v in kept.items()) if kept else path.name
+    return str(path.parent / name) if kept or "seed=" not in path.name else str(path.parent)
+
+
+def annotate(df: pd.DataFrame) -> pd.DataFrame:
+    """Add opt and config_id (see the module docstring) to a frame that has `run`."""
+    if df.empty:
+        return df.assign(opt=pd.Series(dtype=str), config_id=pd.Series(dtype=str))
+    target = df["optimizer._target_"] if "optimizer._target_" in df else pd.Series("", index=df.index)
+    runs = df["run"].astype(str)
+    opts = {r: _opt_name(r, t) for r, t in zip(runs, target, strict=True)}
+    return df.assign(opt=runs.map(opts), config_id=runs.map({r: _config_id(r) for r in opts}))
+
+
+def _run_extras(run_dir: Path) -> dict:
+    """precision (summary.json, if recorded) and the date metrics.csv was last written."""
+    extras = {"precision": None, "date": None}
+    summary = run_dir / SUMMARY_FILE
+    if summary.exists():
+        extras["precision"] = read_json(summary).get("precision")
+    metrics = run_dir / "metrics.csv"
+    if metrics.exists():
+        stamp = dt.datetime.fromtimestamp(metrics.stat().st_mtime, dt.timezone.utc)
+        extras["date"] = stamp.strftime("%Y-%m-%d %H:%M UTC")
+    return extras
+
+
+def read_tree(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
+    """One group of a runs tree through agd.results.load_runs, plus run, precision and date."""
+    path = root / group
+    if not path.is_dir():
+        return pd.DataFrame(columns=["run", "run_dir", "status", "epoch", "step"])
+    df = load_runs(path, steps=steps)
+    if df.empty:
+        return df.assign(run=pd.Series(dtype=str))
+    extras = {d: _run_extras(Path(d)) for d in df.run_dir.unique()}
+    runs = {d: Path(d).relative_to(root).as_posix() for d in extras}
+    return df.assign(run=df.run_dir.map(runs),
+                     precision=df.run_dir.map({d: e["precision"] for d, e in extras.items()}),
+                     date=df.run_dir.map({d: e["date"] for d, e in extras.items()}))
+
+
+def evidence_file(root: Path, group: str, steps: bool = False) -> Path | None:
+    """The evidence CSV of a group (plain or gzip), found through the index."""
+    index = pd.read_csv(root / INDEX_FILE)
+    kind = "steps" if steps else "epochs"
+    hit = index[(index.group == group) & (index.kind == kind)]
+    return None if hit.empty else root / hit.file.iloc[0]
+
+
+def read_evidence(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
+    path = evidence_file(root, group, steps)
+    if path is None or not path.exists():
+        return pd.DataFrame(columns=["run", "run_dir", "status", "epoch", "step"])
+    df = pd.read_csv(path)
+    return df.assign(run_dir=df["run"])
+
+
+def load_group(group: str, root: str | os.PathLike | None = None, steps: bool = False) -> pd.DataFrame:
+    """Every run of one group, one row per epoch (or per recorded step); empty if none."""
+    root = runs_root(root)
+    df = read_evidence(root, group, steps) if is_evidence(root) else read_tree(root, group, steps)
+    return annotate(df)
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of every run (one row per run)."""
+    if df.empty:
+        return df
+    return df.sort_values("epoch").groupby("run_dir", as_index=False).tail(1)
+
+
+def complete(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df.status == "complete"] if not df.empty and "status" in df else df
+
+
+def tuned(final: pd.DataFrame, opt: str) -> pd.DataFrame:
+    """The final rows (one per seed) of `opt`'s setting with the lowest mean final train loss over
+    seeds: the paper's "tuned" baseline (for AGD, which has one setting, simply its runs). Only
+    complete runs with a finite loss compete; empty if `opt` has none."""
+    rows = complete(final)
+    if rows.empty or "opt" not in rows:
+        return rows.iloc[0:0]
+    rows = rows[rows.opt == opt].dropna(subset=["train_loss"])
+    if rows.empty:
+        return rows
+    best = rows.groupby("config_id").train_loss.mean().idxmin()
+    return rows[rows.config_id == best]
+
+
+def seed_curves(df: pd.DataFrame, column: str, x: str = "epoch") -> pd.DataFrame:
+    """mean, min, max and n of `column` across the runs (seeds) of `df`, per x."""
+    grouped = df.groupby(x)[column]
+    return pd.DataFrame({"mean": grouped.mean(), "min": grouped.min(), "max": grouped.max(),
+                         "n": grouped.count()}).reset_index()
+
+
+# ---- budgets: what the runs were given against what the experiment declares ----
+
+def group_parts(group: str) -> tuple[str, str | None, bool]:
+    """'fig2_small_x2' -> ('fig2', 'small', True); a name without a scale -> (group, None, False)."""
+    double = group.endswith("_x2")
+    stem = group.removesuffix("_x2")
+    for scale in SCALES:
+        if stem.endswith(f"_{scale}"):
+            return stem.removesuffix(f"_{scale}"), scale, double
+    return group, None, False
+
+
+@cache
+def experiment_facts(experiment: str, scale: str) -> dict | None:
+    """{'epochs', 'group', 'params'} of one experiment at one scale, composed with Hydra from conf/
+    exactly as the training command composes it; None if it does not compose (no such config)."""
+    from hydra import compose, initialize_config_dir
+
+    from experiments.pipeline import register_resolvers
+
+    register_resolvers()
+    try:
+        with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=[f"experiment={experiment}", f"scale={scale}"],
+                          return_hydra_config=True)
+            return {"epochs": int(cfg.epochs), "group": str(cfg.group), "seed": int(cfg.seed),
+                    "params": {str(k): str(v) for k, v in (cfg.hydra.sweeper.params or {}).items()}}
+    except Exception:  # noqa: BLE001 - any composition error means "nothing declared"
+        return None
+
+
+def declared(base: str, scale: str) -> dict | None:
+    """{'epochs', 'seeds', 'sweep_keys'} declared for a run group: its experiment and, when
+    present, the `_baselines` experiment sharing the group; None if neither composes."""
+    names = [base] + ([f"{base}_baselines"] if
+                      (REPO_ROOT / "conf" / "experiment" / f"{base}_baselines.yaml").exists() else [])
+    facts = [f for f in (experiment_facts(n, scale) for n in names) if f is not None]
+    if not facts:
+        return None
+    seeds = {int(s) for f in facts for s in f["params"].get("seed", str(f["seed"])).split(",")}
+    return {"epochs": facts[0]["epochs"], "seeds": seeds,
+            "sweep_keys": {k for f in facts for k in f["params"]}}
+
+
+def budget_problems(df: pd.DataFrame, group: str) -> list[str]:
+    """Ways the runs of `group` depart from one declared budget: epochs that differ between its
+    runs (mixed budgets), or from the experiment's declared epochs; seeds other than declared;
+    run names carrying overrides the experiment does not sweep (e.g. `epochs=1`)."""
+    if df.empty:
+        return []
+    runs = df.drop_duplicates("run")
+    epochs = sorted({int(e) for e in runs.epochs.dropna()}) if "epochs" in runs else []
+    problems = []
+    if len(epochs) > 1:
+        per_opt = runs.groupby("opt").epochs.agg(lambda e: "/".join(str(int(v)) for v in sorted(set(e))))
+        problems.append("mixed budgets: " + ", ".join(f"{o} {e} epochs" for o, e in per_opt.items()))
+    base, scale, double = group_parts(group)
+    facts = declared(base, scale) if scale else None
+    if facts is None:
+        return problems
+    want_epochs = facts["epochs"] * (2 if double else 1)
+    if epochs and epochs != [want_epochs]:
+        problems.append(f"epochs {'/'.join(map(str, epochs))}, declared {want_epochs}")
+    seeds = {int(s) for s in runs.seed.dropna()} if "seed" in runs else set()
+    want_seeds = {0} if double else facts["seeds"]
+    if seeds and seeds != want_seeds:
+        problems.append(f"seeds {sorted(seeds)}, declared {sorted(want_seeds)}")
+    allowed = facts["sweep_keys"] | {"seed", "epochs"} if double else facts["sweep_keys"]
+    extra = sorted({f"{k}={v}" for r in runs.run for k, v in split_name(Path(r).name).items()
+                    if k not in allowed})
+    if extra:
+        problems.append("overrides not in the experiment: " + ", ".join(extra))
+    return problems
