@@ -164,7 +164,7 @@ def _compiled_train(backend: str, steps: int = 3, foreach: bool = True):
     assert opt_c.state["step"] == steps
 
 
-@pytest.mark.parametrize("foreach", [True, False], ids=["foreach", "readable"])
+@pytest.mark.parametrize("foreach", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["foreach", "readable"])
 def test_forward_backward_and_step_trace_under_torch_compile(foreach):
     # dynamo + AOT autograd (functionalisation of the in-place update) without C++ codegen
     _compiled_train("aot_eager", foreach=foreach)
