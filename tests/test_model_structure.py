@@ -298,6 +298,22 @@ def test_resnet50_imagenet_graph_matches_description(width, input_shape, classes
     assert_same_graph(model, resnet50_imagenet_spec(input_shape, classes, width))
 
 
+@pytest.mark.parametrize("bias, affine", [(True, False), (False, True), (True, True)])
+def test_bias_and_affine_options_change_only_those_flags(bias, affine):
+    # beyond the paper: the same graphs, with biases on every conv/linear and/or affine BN
+    shape = (3, 32, 32)
+    cases = [
+        (VGG16, vgg16_spec(shape, 10, 8, bias, affine)),
+        (PreActResNet18, preact_resnet_spec(preact_basic, (2, 2, 2, 2), shape, 10, 8, bias, affine)),
+        (PreActResNet50, preact_resnet_spec(preact_bottleneck, (3, 4, 6, 3), shape, 10, 8, bias, affine)),
+        (ResNet50ImageNet, resnet50_imagenet_spec(shape, 10, 8, bias, affine)),
+    ]
+    for make, spec in cases:
+        assert_same_graph(make(input_shape=shape, num_classes=10, width=8, bias=bias, affine=affine), spec)
+    fcn = FCN(depth=3, width=8, input_shape=shape, num_classes=10, bias=bias)
+    assert_same_graph(fcn, fcn_spec(3, 8, shape, 10, bias))
+
+
 def test_descriptions_give_the_paper_shapes():
     # spot checks of the hand-built graphs against shapes written out: a 32×32 CIFAR image leaves
     # VGG-16 as 512×1×1 and the CIFAR ResNets' last stage as 512·expansion×4×4; a 224×224

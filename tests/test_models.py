@@ -65,6 +65,67 @@ def test_parameter_count_literals():
     assert RESNET50_CONVS + 20_480 == 23_467_712
 
 
+# Beyond the paper: bias=True adds one bias per conv/linear output channel, affine=True two
+# parameters per BatchNorm channel.
+#   VGG-16: conv output channels 4,224 (above) + fc C; BN channels 4,224.
+#   Pre-act ResNet-18: conv output channels = torchvision resnet18's BN channels, 4,800, + fc C;
+#     BN channels bn1 (block input) + bn2 per block: (64+64)·2 + (64+128) + (128+128)
+#     + (128+256) + (256+256) + (256+512) + (512+512) = 3,392.
+#   Pre-act ResNet-50: conv output channels = ResNet-50 ImageNet's BN channels, 26,560, + fc C;
+#     BN channels bn1 (block input) + bn2 + bn3: stage1 (64+128) + 2·(256+128) = 960,
+#     stage2 (256+256) + 3·(512+256) = 2,816, stage3 (512+512) + 5·(1024+512) = 8,704,
+#     stage4 (1024+1024) + 2·(2048+1024) = 8,192  →  20,672.
+#   ResNet-50 ImageNet: conv output channels 26,560 + fc 1,000; BN channels 26,560.
+@pytest.mark.parametrize("make, classes, base, biases, bn_channels", [
+    (VGG16, 10, 14_715_584, 4_224 + 10, 4_224),
+    (PreActResNet18, 10, 11_164_352, 4_800 + 10, 3_392),
+    (PreActResNet50, 10, 23_467_712, 26_560 + 10, 20_672),
+    (ResNet50ImageNet, 1000, RESNET50_IMAGENET, 26_560 + 1000, 26_560),
+])
+def test_bias_and_affine_options_add_exactly_their_parameters(make, classes, base, biases, bn_channels):
+    assert count(make(num_classes=classes, bias=False, affine=False)) == base
+    assert count(make(num_classes=classes, bias=True)) == base + biases
+    assert count(make(num_classes=classes, affine=True)) == base + 2 * bn_channels
+    both = make(num_classes=classes, bias=True, affine=True)
+    assert count(both) == base + biases + 2 * bn_channels
+    assert sum(p.numel() for p in both.parameters() if p.dim() == 1) == biases + 2 * bn_channels
+    assert all(m.bias is not None for m in both.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+
+
+def test_option_counts_match_the_usual_models():
+    # VGG-16 with both options is the usual CIFAR VGG-16 (14,728,266 for 10 classes); ResNet-50
+    # ImageNet with affine BN is torchvision's resnet50 (25,557,032) less its fc bias
+    assert 14_715_584 + 4_234 + 2 * 4_224 == 14_728_266
+    assert RESNET50_IMAGENET + 2 * 26_560 == 25_557_032 - 1_000
+
+
+def test_resnet50_imagenet_with_affine_loads_torchvision_weights():
+    torchvision = pytest.importorskip("torchvision")
+    state = torchvision.models.resnet50().state_dict()
+    del state["fc.bias"]
+    model = ResNet50ImageNet(affine=True)
+    model.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    reference = torchvision.models.resnet50()
+    reference.load_state_dict({**state, "fc.bias": torch.zeros(1000)})
+    torch.testing.assert_close(model.eval()(x), reference.eval()(x))
+
+
+def test_fcn_bias_option():
+    # depth 4, width 16, 12 inputs, 5 classes: weights 12·16 + 2·16·16 + 16·5 = 784, biases 3·16 + 5 = 53
+    assert count(FCN(depth=4, width=16, input_shape=(12,), num_classes=5)) == 784
+    model = FCN(depth=4, width=16, input_shape=(3, 2, 2), num_classes=5, bias=True)
+    assert count(model) == 784 + 53
+    assert model(torch.randn(2, 3, 2, 2)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("make, key", [(VGG16, "bias"), (PreActResNet18, "affine"), (FCN, "bias")])
+def test_options_must_be_booleans(make, key):
+    extra = {"depth": 2, "width": 4, "input_shape": (3,), "num_classes": 2} if make is FCN else {}
+    with pytest.raises(ValueError, match=f"{make.__name__} {key} must be true or false, got 'yes'"):
+        make(**extra, **{key: "yes"})
+
+
 def test_mnist_channels_change_only_the_stem():
     # 1-channel input: the stem loses 2·64·9 weights (3×3) or 2·64·49 (7×7)
     assert count(VGG16(input_shape=(1, 28, 28), num_classes=10)) == 14_715_584 - 2 * 64 * 9

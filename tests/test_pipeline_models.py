@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 from conftest import run_train
 from datafiles import write_cifar10, write_cifar100, write_imagefolder, write_mnist
 
@@ -63,6 +64,26 @@ def test_each_cnn_trains_a_few_steps(compose, tmp_path, data_root, model, data_n
     # SGD keeps PyTorch's init, so the test avoids the paper init's one QR per kernel position;
     # AGD on every CNN × dataset pair is the slow test below
     train_once(compose, tmp_path, [f"model={model}", "optimizer=sgd", *data_overrides(data_name, data_root)])
+
+
+@pytest.mark.parametrize("model, options", [
+    ("vgg16", ["model.bias=true", "model.affine=true"]),
+    ("resnet18", ["model.affine=true"]),
+    ("fcn", ["model.bias=true", "model.depth=3", "model.width=16"]),
+])
+def test_bias_and_affine_options_reach_the_model(compose, tmp_path, data_root, model, options):
+    # beyond the paper, off by default; SGD trains the 1-D parameters the options add
+    _, config = train_once(compose, tmp_path, [f"model={model}", "optimizer=sgd", *options,
+                                               *data_overrides("cifar10", data_root)])
+    for option in options:
+        key, value = option.removeprefix("model.").split("=")
+        assert str(config["model"][key]).lower() == value
+    # the trained weights: BatchNorm scales (1-D ".weight") iff affine, conv/linear biases iff bias
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    bn_scales = {k.removesuffix(".weight") for k, v in state.items() if k.endswith(".weight") and v.dim() == 1}
+    layer_biases = {k.removesuffix(".bias") for k in state if k.endswith(".bias")} - bn_scales
+    assert bool(bn_scales) == ("model.affine=true" in options)
+    assert bool(layer_biases) == ("model.bias=true" in options)
 
 
 def test_torchvision_loader_option_runs(compose, tmp_path, data_root):

@@ -19,3 +19,10 @@ def image_shape(model: str, input_shape) -> tuple[int, int, int]:
         raise ValueError(f"{model} input_shape must be (channels, height, width) of positive integers, "
                          f"got {input_shape!r}.")
     return tuple(input_shape)
+
+
+def flag(model: str, key: str, value) -> bool:
+    """`value` if it is a bool, else a ValueError naming the model and the key."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{model} {key} must be true or false, got {value!r}.")
+    return value

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from agd.models.common import positive_int
+from agd.models.common import flag, positive_int
 
 
 class ScaledReLU(nn.Module):
@@ -36,9 +36,11 @@ def _resolve(new, old, new_key: str, old_key: str):
 
 
 class FCN(nn.Module):
-    """Bias-free MLP: Linear(d0→width), (depth−2)×Linear(width→width), Linear(width→num_classes),
-    with ReLU·√2 after every layer but the last; the input is flattened, d0 = prod(input_shape).
-    `depth` counts the linear layers.
+    """The paper's bias-free MLP: Linear(d0→width), (depth−2)×Linear(width→width),
+    Linear(width→num_classes), with ReLU·√2 after every layer but the last; the input is
+    flattened, d0 = prod(input_shape). `depth` counts the linear layers.
+
+    `bias=True` (beyond the paper; off by default) gives every linear layer a bias.
 
     The uniform model arguments are the keywords `input_shape` and `num_classes`; `in_dim` and
     `out_dim` (the flattened input size and the class count) are their earlier names, still
@@ -46,10 +48,12 @@ class FCN(nn.Module):
     """
 
     def __init__(self, depth: int, width: int, in_dim: int | None = None, out_dim: int | None = None, *,
-                 input_shape: tuple[int, ...] | None = None, num_classes: int | None = None):
+                 input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+                 bias: bool = False):
         super().__init__()
         positive_int("FCN", "depth", depth, 2)
         positive_int("FCN", "width", width)
+        flag("FCN", "bias", bias)
         if in_dim is not None:
             positive_int("FCN", "in_dim", in_dim)
         if out_dim is not None:
@@ -63,7 +67,7 @@ class FCN(nn.Module):
         dims = [d0] + [width] * (depth - 1) + [classes]
         layers: list[nn.Module] = []
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
-            layers.append(nn.Linear(d_in, d_out, bias=False))
+            layers.append(nn.Linear(d_in, d_out, bias=bias))
             if i < depth - 1:
                 layers.append(ScaledReLU())
         self.net = nn.Sequential(*layers)

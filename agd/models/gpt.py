@@ -106,6 +106,8 @@ class GPT(nn.Module):
         if tokens.dim() != 2 or tokens.shape[1] > self.context:
             raise ValueError(f"GPT expects token ids of shape (batch, T) with T <= {self.context}, "
                              f"got {tuple(tokens.shape)}.")
+        if tokens.is_floating_point():  # ids given as floats (a shape probe's zeros): whole numbers
+            tokens = tokens.long()
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.token_embedding(tokens) + self.position_embedding(positions)
         for block in self.blocks:

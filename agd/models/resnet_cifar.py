@@ -6,6 +6,9 @@ pre-activated input) where the shape changes. Layout: 3×3 stem conv with 64 cha
 1, four stages of widths 64/128/256/512 (strides 1, 2, 2, 2), then straight to the average pool
 over the 4×4 map and Linear → C. There is no BN → ReLU after the last stage: the authors'
 network, which produced the published numbers, has none (unlike some pre-activation ResNets).
+
+Beyond the paper, off by default: `bias=True` gives every conv and the linear layer a bias,
+`affine=True` gives every BatchNorm its scale and shift.
 """
 
 from __future__ import annotations
@@ -14,11 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agd.models.common import image_shape, positive_int
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, affine=False)
+from agd.models.common import flag, image_shape, positive_int
 
 
 class PreActBasicBlock(nn.Module):
@@ -26,15 +25,15 @@ class PreActBasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, bias: bool = False, affine: bool = False):
         super().__init__()
-        self.bn1 = _bn(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = _bn(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_planes, affine=affine)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes, affine=affine)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=bias)
         self.shortcut = None
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False)
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.relu(self.bn1(x))
@@ -49,18 +48,18 @@ class PreActBottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, bias: bool = False, affine: bool = False):
         super().__init__()
         out_planes = planes * self.expansion
-        self.bn1 = _bn(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn2 = _bn(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn3 = _bn(planes)
-        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_planes, affine=affine)
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes, affine=affine)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=bias)
+        self.bn3 = nn.BatchNorm2d(planes, affine=affine)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=bias)
         self.shortcut = None
         if stride != 1 or in_planes != out_planes:
-            self.shortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+            self.shortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.relu(self.bn1(x))
@@ -79,24 +78,26 @@ class PreActResNet(nn.Module):
     """
 
     def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], *,
-                 input_shape: tuple[int, int, int], num_classes: int, width: int):
+                 input_shape: tuple[int, int, int], num_classes: int, width: int, bias: bool, affine: bool):
         super().__init__()
         name = type(self).__name__
         in_channels = image_shape(name, input_shape)[0]
         positive_int(name, "num_classes", num_classes)
         positive_int(name, "width", width)
-        self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        flag(name, "bias", bias)
+        flag(name, "affine", affine)
+        self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=bias)
         in_planes = width
         stages = []
         stage_widths = (width, 2 * width, 4 * width, 8 * width)
-        for width, count, stride in zip(stage_widths, blocks, (1, 2, 2, 2), strict=True):
+        for planes, count, stride in zip(stage_widths, blocks, (1, 2, 2, 2), strict=True):
             layers = []
             for i in range(count):
-                layers.append(block(in_planes, width, stride if i == 0 else 1))
-                in_planes = width * block.expansion
+                layers.append(block(in_planes, planes, stride if i == 0 else 1, bias, affine))
+                in_planes = planes * block.expansion
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.fc = nn.Linear(in_planes, num_classes, bias=False)
+        self.fc = nn.Linear(in_planes, num_classes, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stem(x)
@@ -109,11 +110,13 @@ class PreActResNet(nn.Module):
 
 class PreActResNet18(PreActResNet):
     def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
-                 width: int = 64):
-        super().__init__(PreActBasicBlock, (2, 2, 2, 2), input_shape=input_shape, num_classes=num_classes, width=width)
+                 width: int = 64, bias: bool = False, affine: bool = False):
+        super().__init__(PreActBasicBlock, (2, 2, 2, 2), input_shape=input_shape, num_classes=num_classes,
+                         width=width, bias=bias, affine=affine)
 
 
 class PreActResNet50(PreActResNet):
     def __init__(self, *, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
-                 width: int = 64):
-        super().__init__(PreActBottleneck, (3, 4, 6, 3), input_shape=input_shape, num_classes=num_classes, width=width)
+                 width: int = 64, bias: bool = False, affine: bool = False):
+        super().__init__(PreActBottleneck, (3, 4, 6, 3), input_shape=input_shape, num_classes=num_classes,
+                         width=width, bias=bias, affine=affine)

@@ -5,7 +5,11 @@ Layout of torchvision.models.resnet50 (post-activation, "ResNet v1.5": the strid
 3×3 conv of a bottleneck): 7×7 stride-2 stem → BN → ReLU → 3×3 stride-2 max-pool, stages of
 [3, 4, 6, 3] bottlenecks (widths 64/128/256/512, output 4× width), global average pool,
 Linear(2048 → C). Module names follow torchvision (conv1, bn1, layer1..4, downsample, fc), so a
-torchvision state dict loads after dropping its biases and BN affine parameters.
+torchvision state dict loads after dropping its biases and BN affine parameters (or, with
+`affine=True`, after dropping only the fc bias).
+
+Beyond the paper, off by default: `bias=True` gives every conv and the linear layer a bias,
+`affine=True` gives every BatchNorm its scale and shift.
 """
 
 from __future__ import annotations
@@ -13,27 +17,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agd.models.common import image_shape, positive_int
+from agd.models.common import flag, image_shape, positive_int
 
 
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, bias: bool = False, affine: bool = False):
         super().__init__()
         out_planes = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, affine=False)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes, affine=False)
-        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out_planes, affine=False)
+        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=bias)
+        self.bn1 = nn.BatchNorm2d(planes, affine=affine)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=bias)
+        self.bn2 = nn.BatchNorm2d(planes, affine=affine)
+        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=bias)
+        self.bn3 = nn.BatchNorm2d(out_planes, affine=affine)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_planes != out_planes:
             self.downsample = nn.Sequential(
-                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_planes, affine=False))
+                nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=bias),
+                nn.BatchNorm2d(out_planes, affine=affine))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = self.downsample(x) if self.downsample is not None else x
@@ -45,29 +49,31 @@ class Bottleneck(nn.Module):
 
 class ResNet50ImageNet(nn.Module):
     def __init__(self, *, input_shape: tuple[int, int, int] = (3, 224, 224), num_classes: int = 1000,
-                 width: int = 64):
+                 width: int = 64, bias: bool = False, affine: bool = False):
         # width: stem/first-stage width (64 in the paper); stages keep the ratios 1:2:4:8.
         # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
         in_channels = image_shape("ResNet50ImageNet", input_shape)[0]
         positive_int("ResNet50ImageNet", "num_classes", num_classes)
         positive_int("ResNet50ImageNet", "width", width)
-        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width, affine=False)
+        flag("ResNet50ImageNet", "bias", bias)
+        flag("ResNet50ImageNet", "affine", affine)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=bias)
+        self.bn1 = nn.BatchNorm2d(width, affine=affine)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         in_planes = width
         stages = []
         stage_widths = (width, 2 * width, 4 * width, 8 * width)
-        for width, count, stride in zip(stage_widths, (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
+        for planes, count, stride in zip(stage_widths, (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
             layers = []
             for i in range(count):
-                layers.append(Bottleneck(in_planes, width, stride if i == 0 else 1))
-                in_planes = width * Bottleneck.expansion
+                layers.append(Bottleneck(in_planes, planes, stride if i == 0 else 1, bias, affine))
+                in_planes = planes * Bottleneck.expansion
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_planes, num_classes, bias=False)
+        self.fc = nn.Linear(in_planes, num_classes, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
