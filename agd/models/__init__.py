@@ -1,7 +1,8 @@
-"""The paper's architectures (docs/models.md), all bias-free (batch norm without affine parameters).
+"""The paper's architectures (docs/models.md): bias-free, batch norm without affine parameters.
 
 Every model takes the keywords `input_shape` (the dataset's per-example shape: (C, H, W) for
-images; the FCN also takes a flat (D,)) and `num_classes`, plus its own options."""
+images; the FCN also takes a flat (D,)) and `num_classes`, plus its own options, among them
+`bias` (and, for the CNNs, `affine`): off by default, as in the paper."""
 
 from agd.models.fcn import FCN
 from agd.models.resnet_cifar import PreActResNet18, PreActResNet50
