@@ -108,3 +108,15 @@ def test_a_tied_parameter_is_classified_once():
     model = nn.Sequential(first, nn.ReLU(), first)
     assert classify(model) == {"0.weight": "matrix"}
     assert AGD(model).depth == 1
+
+
+def test_an_optimiser_built_from_a_model_round_trips_through_a_state_dict():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, bias=False), nn.Flatten(), nn.Linear(3, 2, bias=False))
+    opt = AGD(model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    eta = opt.step()
+    restored = AGD(model.parameters())
+    restored.load_state_dict(opt.state_dict())
+    assert restored.param_groups[0]["kinds"] == ["conv", "matrix"]
+    assert restored.state["step"] == 1 and torch.equal(restored.state["eta"], eta)
