@@ -71,8 +71,13 @@ def read_index(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def export(runs_root: Path, scale: str, groups: list[str], out: Path = rd.EVIDENCE_DIR) -> list[dict]:
-    """Export `groups` of `runs_root` at `scale` into `out`; returns the new index rows."""
+def export(runs_root: Path, scale: str, groups: list[str], out: Path | None = None) -> list[dict]:
+    """Export `groups` of `runs_root` at `scale` into `out` (default figures/data); returns the
+    new index rows. Nothing is written when no group has runs."""
+    out = Path(out) if out else rd.EVIDENCE_DIR
+    if not groups:
+        print("evidence: no run groups to export")
+        return []
     if rd.is_evidence(runs_root) and runs_root.resolve() == out.resolve():
         raise SystemExit(f"{runs_root} is already the evidence folder; export from a runs tree (runs=<dir>).")
     for group in groups:  # a group's old files go, whatever their compression was
@@ -115,14 +120,14 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         args = reproduce.parse_keys(argv[1:], {"scale": "mini", "figure": "all", "runs": None,
-                                               "out": str(rd.EVIDENCE_DIR)})
+                                               "out": None})
         reproduce.check_choice("scale", args["scale"], rd.SCALES)
         figures = reproduce.figure_list(args["figure"])
     except reproduce.BadArgument as err:
         print(f"evidence.py: {err}", file=sys.stderr)
         return 2
     root = rd.runs_root(args["runs"])
-    export(root, args["scale"], groups_of(figures, args["scale"], root), Path(args["out"]))
+    export(root, args["scale"], groups_of(figures, args["scale"], root), args["out"])
     return 0
 
 

@@ -229,6 +229,8 @@ def draw(figures: list[str], scale: str, runs: Path, out: Path, problems: list[s
     """Every figure's plot module, in-process; a missing or broken one is reported, not fatal."""
     for figure in figures:
         plot_module = FIGURES[figure][1]
+        if plot_module is None:
+            continue
         try:
             module = importlib.import_module(plot_module)
         except ModuleNotFoundError as err:

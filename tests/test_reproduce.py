@@ -1,0 +1,116 @@
+"""scripts/reproduce.py without training: its own arguments, where figures go (never the
+committed figures/ unless publish=true), what an empty runs root does to published figures, the
+double-budget launch, and missing experiments or plot modules."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from runtrees import small_tree
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _scripts_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.setenv("AGD_FIG_DPI", "50")
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch):
+    """A stand-in for the committed figures/ folder, holding one published figure."""
+    import rundata as rd
+
+    folder = tmp_path / "published"
+    folder.mkdir()
+    shutil.copy(REPO / "figures" / "paper_numbers.csv", folder)
+    (folder / "fig2_small.png").write_bytes(b"published png")
+    monkeypatch.setattr(rd, "FIGURES_DIR", folder)
+    monkeypatch.setattr(rd, "EVIDENCE_DIR", folder / "data")
+    return folder
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("jobs=0", "jobs must be a whole number of experiments launched at once, 1 or more; got '0'."),
+    ("jobs=abc", "jobs must be a whole number of experiments launched at once, 1 or more; got 'abc'."),
+    ("scale=huge", "scale must be one of paper, small, mini; got 'huge'."),
+    ("figure=fig9", "figure must be one of"),
+    ("check=triple", "check must be one of none, double; got 'triple'."),
+    ("source=evidence", "source=evidence draws from the committed evidence and launches nothing; add plot_only=true."),
+    ("oops", "arguments are key=value; got 'oops'."),
+])
+def test_bad_arguments_exit_2_with_one_sentence(arg, message, capsys):
+    import reproduce
+
+    assert reproduce.main([arg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"reproduce.py: {message}") and len(err.splitlines()) == 1
+
+
+def test_without_publish_the_committed_figures_are_untouched(tmp_path, published):
+    import reproduce
+
+    root = small_tree(tmp_path / "runs")
+    before = {p.name: p.read_bytes() for p in published.iterdir()}
+    assert reproduce.main(["figure=fig2", "scale=small", "plot_only=true", f"runs={root}"]) == 0
+    assert {p.name: p.read_bytes() for p in published.iterdir()} == before
+    assert (root / "figures" / "fig2_small.png").stat().st_size > 3_000
+
+
+def test_publish_from_an_empty_root_keeps_published_figures(tmp_path, published):
+    import reproduce
+
+    empty = tmp_path / "empty"
+    assert reproduce.main(["figure=fig2", "scale=small", "plot_only=true", f"runs={empty}",
+                           "publish=true"]) == 0
+    assert (published / "fig2_small.png").read_bytes() == b"published png"
+    assert not (published / "data" / "small").exists()  # no evidence from no runs
+
+
+def test_publish_writes_figures_report_and_evidence_then_rebuilds_from_it(tmp_path, published, monkeypatch):
+    import claims
+    import reproduce
+
+    monkeypatch.setattr(claims, "memory_rows", lambda: [])
+    monkeypatch.setitem(reproduce.FIGURES, "beyond", ([], None))  # no plot module: report only
+    root = small_tree(tmp_path / "runs")
+    args = ["figure=beyond", "scale=small", "plot_only=true"]
+    reproduce.main([*args, f"runs={root}", "publish=true"])  # beyond: report, no figure
+    reproduce.main(["figure=fig2", "scale=small", "plot_only=true", f"runs={root}", "publish=true"])
+    assert (published / "fig2_small.png").read_bytes() != b"published png"
+    assert (published / "data" / "small" / "fig2_small.csv").exists()
+    report = (published / "REPORT.md").read_text()
+    (published / "fig2_small.png").unlink()
+    assert reproduce.main(["figure=fig2", "scale=small", "plot_only=true", "source=evidence",
+                           "publish=true"]) == 0
+    assert (published / "fig2_small.png").stat().st_size > 3_000  # redrawn from the evidence alone
+    reproduce.main([*args, "source=evidence", "publish=true"])
+    rows = [line for line in (published / "REPORT.md").read_text().splitlines() if line.startswith("| fig2")]
+    assert rows and rows == [line for line in report.splitlines() if line.startswith("| fig2")]
+
+
+def test_double_budget_launch_reads_the_experiments_epochs(compose):
+    import reproduce
+
+    epochs = compose(["experiment=fig2", "scale=small"]).epochs
+    extra = reproduce.double_budget("fig2_baselines", "small")
+    assert extra == ["seed=0", f"epochs={2 * epochs}", "group=fig2_small_x2"]
+    cmd = reproduce.launch_command("fig2_baselines", "paper", ["hydra/launcher=slurm", *extra])
+    assert cmd[2:] == ["-m", "experiment=fig2_baselines", "scale=paper", "hydra/launcher=slurm", *extra,
+                       "progress=false"]
+
+
+def test_missing_experiment_or_plot_module_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch, capsys):
+    import reproduce
+
+    monkeypatch.setitem(reproduce.FIGURES, "ghost", (["ghost_experiment"], "plot_ghost"))
+    monkeypatch.setattr(reproduce, "ALL", ["ghost", "fig2"])
+    root = small_tree(tmp_path / "runs")
+    monkeypatch.setattr(reproduce, "launch_all", lambda launches, *a: [] if not launches else ["launched"])
+    assert reproduce.main(["figure=ghost", "scale=small", f"runs={root}"]) == 1
+    err = capsys.readouterr().err
+    assert "experiment ghost_experiment has no config conf/experiment/ghost_experiment.yaml: not launched" in err
+    assert "ghost: no plot module plot_ghost (scripts/plot_ghost.py)" in err
