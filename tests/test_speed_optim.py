@@ -174,3 +174,18 @@ def test_forward_backward_and_step_trace_under_torch_compile(foreach):
 def test_forward_backward_and_step_compile_with_inductor():
     # the full inductor path; ~45 s cold on a 2-core CPU, a few seconds with a warm cache
     _compiled_train("inductor", steps=4)
+
+
+def test_compiled_step_skips_a_nonfinite_gradient_without_reading_it_on_the_host():
+    # under torch.compile (as on a GPU) the foreach step never reads G on the host: a non-finite
+    # gradient must still leave the weights untouched, with η = 0 and the step counted
+    a, conv = nn.Parameter(torch.ones(3, 2)), nn.Parameter(torch.ones(2, 2, 3, 3))
+    opt = FastAGD([a, conv], check_finite=False)
+    step = torch.compile(opt.step, backend="aot_eager", fullgraph=False)
+    a.grad, conv.grad = torch.ones(3, 2), torch.ones(2, 2, 3, 3)
+    conv.grad[0, 1, 2, 0] = float("nan")
+    assert step().item() == 0.0
+    assert torch.equal(a.data, torch.ones(3, 2)) and torch.equal(conv.data, torch.ones(2, 2, 3, 3))
+    assert opt.state["nonfinite_steps"].item() == 1
+    conv.grad[0, 1, 2, 0] = 1.0
+    assert step().item() > 0 and opt.state["nonfinite_steps"].item() == 1
