@@ -6,9 +6,10 @@ the step rather than in a separate LR scheduler.
     lr(t) = floor + (peak - floor) * (1 + cos(pi * progress)) / 2           after, up to total_steps
     lr(t) = floor                                                           from total_steps on
 
-with progress = (t - warmup_steps) / (total_steps - warmup_steps) and floor = min_lr_ratio * peak;
-t counts the steps taken (0 for the first). The step count is kept in each param group, so it
-survives `state_dict()` / `load_state_dict()` and a resumed run continues the schedule.
+with progress = (t - warmup_steps) / (total_steps - warmup_steps), floor = min_lr_ratio * peak and
+warmup_steps = round(warmup_fraction * total_steps); t counts the steps taken (0 for the first).
+The step count is kept in each param group, so it survives `state_dict()` / `load_state_dict()`
+and a resumed run continues the schedule.
 """
 
 from __future__ import annotations
@@ -36,20 +37,21 @@ class AdamWCosine(torch.optim.AdamW):
     Args:
         params: tensors or param groups, as for AdamW.
         lr: the peak learning rate, reached at the end of the warm-up.
-        warmup_steps: steps of linear warm-up (0: none).
         total_steps: the step at which the cosine reaches its floor; set it to the run's length.
+        warmup_fraction: the share of total_steps spent warming up linearly (0: none).
         min_lr_ratio: the floor as a fraction of the peak (0.1: decay to a tenth).
         **kwargs: the rest of AdamW's arguments (betas, weight_decay, ...).
     """
 
-    def __init__(self, params: Iterable, lr: float, warmup_steps: int, total_steps: int,
+    def __init__(self, params: Iterable, lr: float, total_steps: int, warmup_fraction: float = 0.05,
                  min_lr_ratio: float = 0.1, **kwargs):
         if not lr > 0:
             raise ValueError(f"AdamWCosine lr must be positive, got {lr}.")
-        if not (isinstance(warmup_steps, int) and isinstance(total_steps, int) and 0 <= warmup_steps <= total_steps
-                and total_steps >= 1):
-            raise ValueError(f"AdamWCosine needs integers 0 <= warmup_steps <= total_steps and total_steps >= 1, "
-                             f"got warmup_steps={warmup_steps!r}, total_steps={total_steps!r}.")
+        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+            raise ValueError(f"AdamWCosine total_steps must be an integer >= 1, got {total_steps!r}.")
+        if not 0.0 <= warmup_fraction <= 1.0:
+            raise ValueError(f"AdamWCosine warmup_fraction must be between 0 and 1, got {warmup_fraction}.")
+        warmup_steps = round(warmup_fraction * total_steps)
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"AdamWCosine min_lr_ratio must be between 0 and 1, got {min_lr_ratio}.")
         super().__init__(params, lr=lr, **kwargs)

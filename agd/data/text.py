@@ -89,6 +89,11 @@ class TokenData:
     def in_dim(self) -> int:
         return self.context
 
+    @property
+    def targets_per_example(self) -> int:
+        """A window of T tokens has T targets: a model returns (B*T, vocab) logits for (B, T) ids."""
+        return self.context
+
     def decode(self, ids) -> str:
         return "".join(self.vocab[int(i)] for i in ids)
 
