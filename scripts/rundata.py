@@ -216,16 +216,37 @@ def experiment_facts(experiment: str, scale: str) -> dict | None:
         return None
 
 
+def _group_template(experiment: str, seen: tuple = ()) -> str | None:
+    """The `group:` an experiment file sets, or inherits from the experiment it extends (the
+    first plain name in its defaults list), read from the YAML without composing."""
+    import yaml
+
+    path = REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml"
+    if not path.exists() or experiment in seen:
+        return None
+    node = yaml.safe_load(path.read_text()) or {}
+    if "group" in node:
+        return str(node["group"])
+    parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"
+               and not d.startswith(("/", "override"))]
+    return _group_template(parents[0], (*seen, experiment)) if parents else None
+
+
+def experiments_of(base: str) -> list[str]:
+    """Every experiment writing to the run group `<base>_<scale>` (e.g. fig2 and fig2_baselines)."""
+    names = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
+    return [n for n in names if _group_template(n) == base + "_${scale}"]
+
+
 def declared(base: str, scale: str) -> dict | None:
-    """{'epochs', 'seeds', 'sweep_keys'} declared for a run group: its experiment and, when
-    present, the `_baselines` experiment sharing the group; None if neither composes."""
-    names = [base] + ([f"{base}_baselines"] if
-                      (REPO_ROOT / "conf" / "experiment" / f"{base}_baselines.yaml").exists() else [])
+    """{'epochs', 'seeds', 'sweep_keys'} declared for a run group: every experiment writing to
+    it (composed); None if none composes."""
+    names = experiments_of(base)
     facts = [f for f in (experiment_facts(n, scale) for n in names) if f is not None]
     if not facts:
         return None
     seeds = {int(s) for f in facts for s in f["params"].get("seed", str(f["seed"])).split(",")}
-    return {"epochs": facts[0]["epochs"], "seeds": seeds,
+    return {"epochs": {f["epochs"] for f in facts}, "seeds": seeds,
             "sweep_keys": {k for f in facts for k in f["params"]}}
 
 
@@ -245,9 +266,9 @@ def budget_problems(df: pd.DataFrame, group: str) -> list[str]:
     facts = declared(base, scale) if scale else None
     if facts is None:
         return problems
-    want_epochs = facts["epochs"] * (2 if double else 1)
-    if epochs and epochs != [want_epochs]:
-        problems.append(f"epochs {'/'.join(map(str, epochs))}, declared {want_epochs}")
+    want_epochs = sorted(e * (2 if double else 1) for e in facts["epochs"])
+    if set(epochs) - set(want_epochs):
+        problems.append(f"epochs {'/'.join(map(str, epochs))}, declared {'/'.join(map(str, want_epochs))}")
     seeds = {int(s) for s in runs.seed.dropna()} if "seed" in runs else set()
     want_seeds = {0} if double else facts["seeds"]
     if seeds and seeds != want_seeds:
