@@ -1,11 +1,16 @@
 """Automatic Gradient Descent as the paper writes it, as a `torch.optim.Optimizer`.
 
+For L weight tensors W_k, each a set of (out, in) blocks with a scale (agd/rules.py), one step is
+(docs/algorithm.md):
+    1. G = (1/L) Σ_k scale_k Σ_blocks ||∇W_k[block]||_F
+    2. η = log((1 + sqrt(1 + 4G)) / 2)
+    3. W_k[block] ← W_k[block] − (η/L)·scale_k·gain · ∇W_k[block] / ||∇W_k[block]||_F
+
     opt = AGD(model.parameters())     # after agd.init_weights(model); or AGD(model)
     loss.backward(); eta = opt.step(); opt.zero_grad()
 
-The step is docs/algorithm.md, steps 1-3, one tensor at a time. Per-tensor facts (the (out, in)
-blocks and the scale of each kind) come from agd/rules.py. `foreach=True` runs the same maths
-over all tensors at once with no host sync (agd/optim_fast.py, tested equal to this reading).
+`step()` below is these lines, one tensor at a time. `foreach=True` runs the same maths over all
+tensors at once with no host sync (agd/optim_fast.py, tested equal to this reading).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ class AGD(Optimizer):
         check_finite: if True, a non-finite gradient raises FloatingPointError before any weight
             changes. If False, that step is skipped (η recorded as 0) and counted in
             `state["nonfinite_steps"]`.
-        extensions: allow the rules beyond the paper (biases, norm affines, embeddings); they
-            are not available yet, so asking for them raises NotImplementedError.
+        extensions: allow the rules beyond the paper (biases, norm affines, embeddings); a kind
+            whose rule is not available yet raises NotImplementedError.
         foreach: run the step over all tensors at once with no host sync (agd/optim_fast.py;
             matrices and conv kernels). None (default): on off the CPU where it applies.
 
