@@ -6,13 +6,17 @@ driver and the SLURM launcher all call the same code.
 
 from __future__ import annotations
 
+import copy
+import errno
+import hashlib
 import inspect
-import io
 import logging
 import os
+import pickle
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,26 +28,21 @@ from omegaconf import DictConfig, OmegaConf
 from agd import distributed
 from agd.data import make_loaders
 from agd.init import init_weights
-from agd.results import (
-    CONFIG_FILE,
-    EPOCH_COLUMNS,
-    METRICS_FILE,
-    STEP_COLUMNS,
-    STEPS_FILE,
-    SUMMARY_FILE,
-    atomic_write_bytes,
-    read_json,
-    write_json,
-    write_rows,
-)
-from agd.train import train
+from agd.results import CONFIG_FILE
+from agd.train import LoopOptions, NonFiniteLossError, train
 from experiments.loggers import NullLogger
+from experiments.run_store import RunBusy, RunStore
 
 log = logging.getLogger("agd")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINT_FILE = "checkpoint.pt"
-# keys that do not change what a run computes: a resumed run may differ in these
-NON_SEMANTIC_KEYS = ("logger", "progress", "device", "resume", "tags")
+# Settings that do not change what a run computes: a resumed run may differ in these, and they
+# are left out of the run directory's name (conf/config.yaml reads this list through the
+# ${run_name_excluded_keys:} resolver; this tuple is its one home). Dotted keys name one entry.
+NON_SEMANTIC_KEYS = ("logger", "logger.project", "logger.entity", "logger.mode", "logger.init_timeout",
+                     "progress", "device", "resume", "tags", "data.root", "hydra.launcher")
+# also left out of the name because the run's group (its parent directory) already says them
+GROUP_KEYS = ("experiment", "scale", "group")
+NAME_MAX = 255  # bytes in one path component on Linux and macOS file systems
 
 
 class ConfigError(ValueError):
@@ -55,11 +54,24 @@ def runs_dir() -> str:
 
 
 def run_name(override_dirname: str) -> str:
-    return override_dirname.replace("/", "_") or "default"
+    """The run directory's name: its overrides, or, when they exceed the file system's limit on
+    one name, their first ~220 bytes and a hash of the whole (deterministic; facts.json keeps
+    the full list)."""
+    name = override_dirname.replace("/", "_") or "default"
+    if len(name.encode()) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    head = name.encode()[:NAME_MAX - len(digest) - 20].decode(errors="ignore")
+    return f"{head}~{digest}"
+
+
+def run_name_excluded_keys() -> list[str]:
+    return [*GROUP_KEYS, *NON_SEMANTIC_KEYS]
 
 
 def register_resolvers() -> None:
-    for name, fn in (("runs_dir", runs_dir), ("run_name", run_name)):
+    for name, fn in (("runs_dir", runs_dir), ("run_name", run_name),
+                     ("run_name_excluded_keys", run_name_excluded_keys)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
@@ -88,6 +100,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"channels_last must be auto, true or false, got {cfg.get('channels_last')!r}.")
     if not isinstance(cfg.get("compile", False), bool):
         raise ConfigError(f"compile must be true or false, got {cfg.get('compile')!r}.")
+    for key, value in cfg.optimizer.items():
+        if key not in ("_target_", "init") and isinstance(value, str):
+            raise ConfigError(f"optimizer.{key} must be a number, got {value!r}.")
+    try:  # the one check that the global batch splits evenly over the data-parallel ranks
+        distributed.local_batch_size(cfg.batch_size, distributed.detect())
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _amp_setting(cfg: DictConfig) -> str:
@@ -119,6 +138,9 @@ def _build(group: str, node: DictConfig, **extra):
         return instantiate(node, **extra)
     except InstantiationException as err:
         cause = err.__cause__ or err
+        if isinstance(cause, (pickle.UnpicklingError, EOFError)):  # a torn dataset file
+            raise ConfigError(f"{group}: a file of {node._target_} is corrupt ({cause}); delete the "
+                              "dataset's files under data.root (or $DATA_DIR) and fetch them again.") from cause
         raise ConfigError(f"{group}: {cause}") from cause
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{group}: {err}") from err
@@ -126,11 +148,36 @@ def _build(group: str, node: DictConfig, **extra):
 
 def build_model(node: DictConfig, data) -> torch.nn.Module:
     """Pass the dataset's shape to whichever of in_dim/out_dim/in_channels/num_classes/
-    input_shape the model's constructor takes."""
+    input_shape the model's constructor takes, then check it takes the data (check_fits)."""
     params = inspect.signature(get_class(node._target_)).parameters
     facts = {"in_dim": data.in_dim, "out_dim": data.num_classes, "num_classes": data.num_classes,
              "in_channels": data.input_shape[0], "input_shape": data.input_shape}
-    return _build("model", node, **{k: v for k, v in facts.items() if k in params})
+    model = _build("model", node, **{k: v for k, v in facts.items() if k in params})
+    check_fits(model, data)
+    return model
+
+
+def check_fits(model: torch.nn.Module, data) -> None:
+    """One forward pass of a zero sample, in eval mode (no state changes, no random numbers), so
+    a model that cannot take the data's inputs is refused before anything runs."""
+    name, shape = type(model).__name__, tuple(data.input_shape)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError, IndexError) as err:
+        needs = ("a convolutional network needs images (channels, height, width), e.g. data=digits "
+                 "or data=cifar10" if any(p.dim() == 4 for p in model.parameters())
+                 else "choose a model built for this data")
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"model: {name} cannot take {data.name} inputs of shape {shape} "
+                          f"({first_line}); {needs}.") from None
+    finally:
+        model.train(training)
+    if tuple(out.shape) != (1, data.num_classes):
+        raise ConfigError(f"model: {name} gives outputs of shape {tuple(out.shape)[1:]} for {data.name}, "
+                          f"which has {data.num_classes} classes.")
 
 
 def build_optimizer(node: DictConfig, model: torch.nn.Module):
@@ -140,41 +187,163 @@ def build_optimizer(node: DictConfig, model: torch.nn.Module):
 
 
 def semantic_config(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    """The config without NON_SEMANTIC_KEYS: what must match for a rerun to continue a run."""
+    config = copy.deepcopy(config)
+    for key in NON_SEMANTIC_KEYS:
+        *parents, last = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return config
 
 
-def save_checkpoint(run_dir: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(run_dir / CHECKPOINT_FILE, buffer.getvalue())
+@dataclass
+class Parts:
+    """Everything a run trains with, built from the config before its directory is touched."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: object
+    loaders: tuple
+    logger: object
+    device: torch.device
+    dist_env: distributed.DistEnv
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    def facts(self, cfg: DictConfig, overrides) -> dict:
+        """How the run executes (facts.json, and in summary.json): none of it changes the maths
+        except precision, which the report shows next to each result."""
+        return {"device": str(self.device), "world_size": self.dist_env.world_size,
+                "precision": "bf16-autocast" if self.amp_dtype == torch.bfloat16 else "fp32",
+                "channels_last": bool(self.channels_last), "compile": bool(cfg.get("compile", False)),
+                "torch": torch.__version__, "overrides": list(overrides or [])}
 
 
-def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False) -> dict:
-    """Run one training job in `run_dir`. Returns the summary dict. User errors exit with
-    status 2 in a single run; in a sweep they mark the run failed and let the others go on."""
-    run_dir = Path(run_dir)
+@dataclass
+class Progress:
+    """The rows a run holds so far and where its next epoch starts."""
+
+    rows: list
+    step_rows: list
+    start_epoch: int = 0
+    time_offset: float = 0.0
+
+
+def build(cfg: DictConfig) -> Parts:
+    """Every object of the run, in the order that fixes its random numbers (seed, data, model,
+    init); any config error surfaces here, before the run directory is touched."""
+    dist_env = distributed.detect()
+    device = distributed.device_for(dist_env, resolve_device(cfg.device))
+    torch.manual_seed(cfg.seed)
+    data = _build("data", cfg.data)
+    model = build_model(cfg.model, data)
+    if cfg.optimizer.init == "paper":
+        init_weights(model, torch.Generator().manual_seed(cfg.seed))
+    model.to(device)
+    amp_dtype, channels_last = speed_settings(cfg, model, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    loss_fn = _build("loss", cfg.loss, num_classes=data.num_classes)
+    loaders = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device, rank=dist_env.rank,
+                           world_size=dist_env.world_size)
+    logger = _build("logger", cfg.logger) if dist_env.is_main else NullLogger()
+    return Parts(model, optimizer, loss_fn, loaders, logger, device, dist_env, amp_dtype, channels_last)
+
+
+def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False, overrides=()) -> dict:
+    """Run one training job in `run_dir`; returns its summary. Every way out says why in one
+    line on stderr and, once the run has started, in summary.json. Alone, a user error exits 2;
+    in a sweep it is returned as the job's status (failed, diverged, busy) and the sweep goes on.
+    An interruption (SIGTERM, SIGINT) always ends the process."""
+    store = RunStore(run_dir, writer=distributed.detect().is_main)
     try:
-        validate(cfg)
-        # SIGTERM/SIGUSR1 end the run between checkpoint writes (agd/distributed.py)
-        with distributed.StopOnSignal() as guard:
-            summary = _run(cfg, run_dir, guard)
-        return summary
-    except (ConfigError, FileNotFoundError, FloatingPointError) as err:
-        message = str(err)
-        if isinstance(err, FloatingPointError) and not message.startswith("the training"):
-            message = f"training stopped: {message}"
-        if distributed.detect().is_main:
-            write_json(run_dir / SUMMARY_FILE, {"status": "failed", "error": message})
-        print(f"error: {message}", file=sys.stderr)
-        if multirun:
-            return {"status": "failed", "error": message}
-        sys.exit(2)
-    except Exception as err:
-        # a bug or a resource failure (out of memory, disk full): keep the traceback, but leave
-        # the run marked failed rather than "running"; relaunching resumes from its checkpoint
-        if distributed.detect().is_main and run_dir.exists():
-            write_json(run_dir / SUMMARY_FILE, {"status": "failed", "error": f"{type(err).__name__}: {err}"})
-        raise
+        return _run(cfg, store, overrides)
+    except (Exception, KeyboardInterrupt, distributed.Interrupted) as err:
+        outcome = _outcome(err, store)
+        if outcome is None:  # a bug: keep the traceback, and leave the run marked failed
+            store.finish("failed", f"{type(err).__name__}: {err}")
+            raise
+        status, message, code = outcome
+    store.finish(status, message)
+    if not store.started and multirun and status == "failed":
+        store.record_refusal(message)
+    elif not store.started:
+        store.remove_if_empty()
+    print(f"{'interrupted' if status == 'interrupted' else 'error'}: {message}", file=sys.stderr, flush=True)
+    if status == "interrupted":
+        raise SystemExit(code)
+    if multirun:
+        return {"status": status, "error": message, "run_dir": str(store.path)}
+    sys.exit(code)
+
+
+def _outcome(err: BaseException, store: RunStore) -> tuple[str, str, int] | None:
+    """(status, one-sentence message, exit code) for a way out a user can act on; None for a bug."""
+    if isinstance(err, (distributed.Interrupted, KeyboardInterrupt)):
+        name = err.signal_name if isinstance(err, distributed.Interrupted) else "SIGINT"
+        code = err.code if isinstance(err, distributed.Interrupted) else 130
+        done = store.state.get("logged_epoch", 0)
+        return "interrupted", (f"{store.path} stopped by {name} after epoch {done}; rerun the same "
+                               "command to resume from its last checkpoint."), code
+    if isinstance(err, RunBusy):
+        return "busy", str(err), 2
+    if isinstance(err, FloatingPointError):  # NonFiniteLossError, or AGD's own finiteness check
+        message = str(err) if isinstance(err, NonFiniteLossError) else f"non-finite values: {err}"
+        return "diverged", f"training stopped: {message}", 2
+    if isinstance(err, ConfigError):
+        return "failed", str(err), 2
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "failed", (f"no space left on the device while writing {err.filename or store.path}; "
+                          "free some space and rerun the same command to resume."), 1
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "failed", (f"cannot write {err.filename or store.path} ({err.strerror}); set AGD_RUNS_DIR "
+                          "to a folder you can write."), 2
+    if isinstance(err, FileNotFoundError):  # a missing dataset file
+        return "failed", str(err), 2
+    return None
+
+
+def _previous_run(store: RunStore, config: dict, resume: bool) -> dict:
+    """The summary of the run already in the directory ({} when none or resume=false). Refuses
+    a different config. Only reads."""
+    stored = store.read(CONFIG_FILE) if resume else None
+    if stored is None:
+        return {}
+    if semantic_config(stored) != semantic_config(config):
+        raise ConfigError(f"{store.path} already holds a run with a different config; pass "
+                          "resume=false to overwrite it or choose another directory.")
+    return store.summary()
+
+
+def _already_complete(store: RunStore, previous: dict) -> dict:
+    rebuilt = store.repair_tables()
+    if store.writer:
+        if rebuilt:
+            print(f"rebuilt {' and '.join(rebuilt)} of {store.path} from its checkpoint")
+        print(f"already complete: {store.path} (pass resume=false to train again)")
+    return previous
+
+
+def _run(cfg: DictConfig, store: RunStore, overrides) -> dict:
+    validate(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    previous = _previous_run(store, config, cfg.resume)
+    if previous.get("status") == "complete" and not store.tables_missing(cfg.step_rows > 0):
+        return _already_complete(store, previous)
+    # SIGTERM/SIGUSR1/SIGINT end the run between checkpoint writes (agd/distributed.py)
+    with distributed.StopOnSignal() as guard:
+        parts = build(cfg)
+        with store.owned():
+            previous = _previous_run(store, config, cfg.resume)  # as it is now that it is ours
+            if previous.get("status") == "complete":
+                return _already_complete(store, previous)
+            return _train_owned(cfg, config, store, parts, previous, guard, overrides)
+
+
 
 
 def _rng_states() -> dict:
@@ -201,130 +370,102 @@ def _set_rng_states(checkpoint: dict) -> None:
                              saved["has_gauss"], saved["gauss"]))
 
 
-def _run(cfg: DictConfig, run_dir: Path, guard: distributed.StopOnSignal | None = None) -> dict:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    guard = guard or distributed.StopOnSignal()  # not entered: its critical() is a no-op
-    # data parallel: one process per rank, global batch = batch_size (each rank takes a slice)
-    dist_env = distributed.detect()
-    if cfg.batch_size % dist_env.world_size:
-        raise ConfigError(f"batch_size {cfg.batch_size} must be a multiple of the "
-                          f"{dist_env.world_size} data-parallel ranks so each holds an equal slice.")
-    device = distributed.device_for(dist_env, resolve_device(cfg.device))
-    dist_env = distributed.setup(device, dist_env)
-    main = dist_env.is_main  # only rank 0 writes files and talks to W&B
-    ckpt_path = run_dir / CHECKPOINT_FILE
-    checkpoint, previous = None, {}
-    if cfg.resume and (run_dir / CONFIG_FILE).exists():
-        stored = read_json(run_dir / CONFIG_FILE)
-        if semantic_config(stored) != semantic_config(config):
-            raise ConfigError(
-                f"{run_dir} already holds a run with a different config; pass resume=false to "
-                "overwrite it or choose another directory.")
-        summary_path = run_dir / SUMMARY_FILE
-        previous = read_json(summary_path) if summary_path.exists() else {}
-        if previous.get("status") == "complete":
-            if main:
-                print(f"already complete: {run_dir} (pass resume=false to train again)")
-            return previous
-        if ckpt_path.exists():
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+def _resume_or_start(cfg: DictConfig, config: dict, store: RunStore, parts: Parts, previous: dict,
+                     guard: distributed.StopOnSignal, overrides) -> Progress:
+    """Load the checkpoint into the objects (or clear a previous attempt), then mark the run
+    started: config.json and facts.json written, temp files of a killed write removed."""
+    distributed.setup(parts.device, parts.dist_env)
+    checkpoint = store.load_checkpoint() if cfg.resume and (store.path / CONFIG_FILE).exists() else None
     distributed.barrier()  # every rank has read the run dir before rank 0 changes it
-
-    torch.manual_seed(cfg.seed)
-    data = _build("data", cfg.data)
-    model = build_model(cfg.model, data)
-    if cfg.optimizer.init == "paper":
-        init_weights(model, torch.Generator().manual_seed(cfg.seed))
-    model.to(device)
-    amp_dtype, channels_last = speed_settings(cfg, model, device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    loss_fn = _build("loss", cfg.loss, num_classes=data.num_classes)
-    train_loader, test_loader = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device,
-                                             rank=dist_env.rank, world_size=dist_env.world_size)
-
-    rows, step_rows, start_epoch, time_offset = [], [], 0, 0.0
     # the W&B id survives in summary.json from the first second, in the checkpoint after epoch 1
-    wandb_id, logged_epoch = previous.get("wandb_id"), previous.get("logged_epoch", 0)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+    store.state = {"wandb_id": previous.get("wandb_id"), "logged_epoch": previous.get("logged_epoch", 0)}
+    if checkpoint is None:
+        store.start_fresh()
+        store.state["logged_epoch"] = 0
+        progress = Progress([], [])
+    else:
+        parts.model.load_state_dict(checkpoint["model"])
+        parts.optimizer.load_state_dict(checkpoint["optimizer"])
         _set_rng_states(checkpoint)
-        rows, step_rows = checkpoint["rows"], checkpoint["step_rows"]
-        start_epoch, wandb_id = checkpoint["epoch"], checkpoint.get("wandb_id") or wandb_id
-        time_offset = rows[-1]["time_s"] if rows else 0.0
-        log.info("resuming %s from epoch %d", run_dir, start_epoch)
-        if main:  # the tables follow the checkpoint, whatever was written after it
+        rows = checkpoint["rows"]
+        progress = Progress(rows, checkpoint["step_rows"], checkpoint["epoch"],
+                            rows[-1]["time_s"] if rows else 0.0)
+        store.state["wandb_id"] = checkpoint.get("wandb_id") or store.state["wandb_id"]
+        log.info("resuming %s from epoch %d", store.path, progress.start_epoch)
+        with guard.critical():
+            store.write_tables(progress.rows, progress.step_rows)
+    store.clean_temp_files()
+    store.begin(config, parts.facts(cfg, overrides))
+    return progress
+
+
+def _callbacks(store: RunStore, parts: Parts, progress: Progress, guard: distributed.StopOnSignal):
+    """on_epoch and on_steps for agd.train: checkpoint, tables, W&B and status agree after each
+    epoch (a signal waits until they do)."""
+    def on_steps(new_rows):
+        progress.step_rows.extend(new_rows)
+        if store.writer:
             with guard.critical():
-                write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
-                if step_rows:
-                    write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
-                else:  # written for an epoch the checkpoint never recorded
-                    (run_dir / STEPS_FILE).unlink(missing_ok=True)
-    elif main:
-        logged_epoch = 0
-        for stale in (METRICS_FILE, STEPS_FILE, CHECKPOINT_FILE):
-            (run_dir / stale).unlink(missing_ok=True)
-    if main:
-        for leftover in run_dir.glob(".*.tmp"):  # temp files of a write that was killed
-            leftover.unlink(missing_ok=True)
-        write_json(run_dir / CONFIG_FILE, config)
-    train_model = distributed.wrap_model(model, dist_env)  # DDP: gradients averaged over ranks
+                store.write_tables(progress.rows, progress.step_rows)
+            parts.logger.log_steps(new_rows)
+
+    def on_epoch(row):
+        progress.rows.append(row)
+        if not store.writer:
+            return
+        with guard.critical():
+            store.save_checkpoint({
+                "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+                "epoch": row["epoch"], "rows": progress.rows, "step_rows": progress.step_rows,
+                "wandb_id": store.state["wandb_id"], **_rng_states()})
+            store.write_tables(progress.rows, progress.step_rows)
+            parts.logger.log(row, step=row["epoch"])
+            store.state["logged_epoch"] = row["epoch"]
+            store.write_status("running")
+
+    return on_epoch, on_steps
+
+
+def _train_owned(cfg: DictConfig, config: dict, store: RunStore, parts: Parts, previous: dict,
+                 guard: distributed.StopOnSignal, overrides) -> dict:
+    """Train in a run directory this process owns, from its checkpoint if it has one."""
+    progress = _resume_or_start(cfg, config, store, parts, previous, guard, overrides)
+    train_model = distributed.wrap_model(parts.model, parts.dist_env)  # DDP: gradients averaged
     if cfg.get("compile", False):  # checkpoints keep saving `model`, so their keys do not change
         train_model = torch.compile(train_model)
-
-    logger = _build("logger", cfg.logger) if main else NullLogger()
-    wandb_id = logger.start(config, str(run_dir), group=cfg.group, tags=cfg.tags, run_id=wandb_id)
-
-    def write_running(epoch: int) -> None:
-        if main:
-            write_json(run_dir / SUMMARY_FILE,
-                       {"status": "running", "wandb_id": wandb_id, "logged_epoch": epoch})
-
-    for row in rows:  # rows checkpointed but not yet mirrored to W&B when the run was killed
-        if row["epoch"] > logged_epoch:
-            logger.log(row, step=row["epoch"])
-    write_running(rows[-1]["epoch"] if rows else 0)
+    store.state["wandb_id"] = parts.logger.start(config, str(store.path), group=cfg.group, tags=cfg.tags,
+                                                 run_id=store.state["wandb_id"])
     exit_code = 1
     try:
-        def on_steps(new_rows):
-            step_rows.extend(new_rows)
-            if main:
-                with guard.critical():
-                    write_rows(run_dir / STEPS_FILE, step_rows, STEP_COLUMNS)
-                logger.log_steps(new_rows)
-
-        def on_epoch(row):
-            rows.append(row)
-            if not main:
-                return
-            with guard.critical():  # a SIGTERM waits until checkpoint and table agree
-                save_checkpoint(run_dir, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "epoch": row["epoch"], "rows": rows, "step_rows": step_rows,
-                    "wandb_id": wandb_id, **_rng_states()})
-                write_rows(run_dir / METRICS_FILE, rows, EPOCH_COLUMNS)
-                logger.log(row, step=row["epoch"])
-                write_running(row["epoch"])
-
+        for row in progress.rows:  # rows checkpointed but not yet mirrored to W&B when killed
+            if row["epoch"] > store.state["logged_epoch"]:
+                parts.logger.log(row, step=row["epoch"])
+        store.state["logged_epoch"] = progress.rows[-1]["epoch"] if progress.rows else 0
+        store.write_status("running")
+        on_epoch, on_steps = _callbacks(store, parts, progress, guard)
+        options = LoopOptions(start_epoch=progress.start_epoch, step_rows=cfg.step_rows,
+                              time_offset=progress.time_offset, track_update_size=cfg.track_update_size,
+                              progress=cfg.progress and store.writer, amp_dtype=parts.amp_dtype,
+                              channels_last=parts.channels_last)
         started = time.perf_counter()
-        train(train_model, optimizer, train_loader, test_loader, loss_fn, cfg.epochs,
-              start_epoch=start_epoch, step_rows=cfg.step_rows, time_offset=time_offset,
-              track_update_size=cfg.track_update_size, on_epoch=on_epoch,
-              on_steps=on_steps if cfg.step_rows else None, progress=cfg.progress and main,
-              amp_dtype=amp_dtype, channels_last=channels_last)
-        final = rows[-1]
-        summary = {"status": "complete", "epochs": final["epoch"],
-                   "train_loss": final["train_loss"], "train_acc": final["train_acc"],
-                   "test_loss": final["test_loss"], "test_acc": final["test_acc"],
-                   "time_s": final["time_s"], "wall_s_this_session": time.perf_counter() - started,
-                   "run_dir": str(run_dir), "wandb_id": wandb_id, "world_size": dist_env.world_size}
-        if main:
-            write_json(run_dir / SUMMARY_FILE, summary)
-            print(f"done: {run_dir} | epochs {final['epoch']} | train acc {final['train_acc']:.4f} | "
-                  f"test acc {final['test_acc']:.4f} | {final['time_s']:.1f} s")
+        train(train_model, parts.optimizer, *parts.loaders, parts.loss_fn, cfg.epochs, options,
+              on_epoch=on_epoch, on_steps=on_steps if cfg.step_rows else None)
+        summary = _complete(cfg, store, parts, progress, time.perf_counter() - started, overrides)
         exit_code = 0
         return summary
     finally:
-        logger.finish(exit_code)
+        parts.logger.finish(exit_code)
+
+
+def _complete(cfg, store: RunStore, parts: Parts, progress: Progress, wall_s: float, overrides) -> dict:
+    final = progress.rows[-1]
+    facts = parts.facts(cfg, overrides)
+    summary = store.write_status(
+        "complete", epochs=final["epoch"], train_loss=final["train_loss"], train_acc=final["train_acc"],
+        test_loss=final["test_loss"], test_acc=final["test_acc"], time_s=final["time_s"],
+        wall_s_this_session=wall_s, run_dir=str(store.path), world_size=parts.dist_env.world_size,
+        device=facts["device"], precision=facts["precision"], channels_last=facts["channels_last"])
+    if store.writer:
+        print(f"done: {store.path} | epochs {final['epoch']} | train acc {final['train_acc']:.4f} | "
+              f"test acc {final['test_acc']:.4f} | {final['time_s']:.1f} s")
+    return summary

@@ -11,19 +11,26 @@ At scale (README "Running at scale"), the same file:
 
 Runs land in runs/<group>/<overrides> (AGD_RUNS_DIR overrides the root); rerunning the same
 command resumes an interrupted run and skips a complete one.
+
+Exit status: 0 done; 2 a bad command or config (one sentence on stderr, nothing written); 1 a
+failure of the machine (disk full) or of the code (with its traceback); 75 stopped by
+SIGTERM/SIGUSR1 and 130 by Ctrl-C (rerun to resume). A sweep exits 1 when any job failed and 3
+when none failed but some diverged (experiments/sweep.py).
 """
 
+import errno
+import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `experiments` without install
-
-from experiments.pipeline import register_resolvers, run  # noqa: E402
+from experiments import sweep
+from experiments.pipeline import register_resolvers, run
 
 register_resolvers()
 
@@ -31,9 +38,37 @@ register_resolvers()
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
-    summary = run(cfg, hydra_cfg.runtime.output_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    summary = run(cfg, hydra_cfg.runtime.output_dir, multirun=multirun, overrides=list(hydra_cfg.overrides.task))
+    if multirun:
+        sweep.record(summary, hydra_cfg.job.num)
     return summary
 
 
+def one_sentence(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages as one line."""
+    if isinstance(err, MissingConfigException) and getattr(err, "options", None):
+        first = str(err).strip().splitlines()[0]
+        return f"{first}; choose one of: {', '.join(err.options)}."
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return " ".join(line if line.endswith(".") else f"{line};" for line in lines).rstrip(";") or type(err).__name__
+
+
+def cli() -> None:
+    """main() with the errors Hydra would print as tracebacks turned into one sentence, exit 2."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's own errors reach us as exceptions
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {one_sentence(err)}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC):
+            raise
+        print(f"error: cannot create {err.filename} ({err.strerror}); set AGD_RUNS_DIR to a folder you "
+              "can write, with room to spare.", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
