@@ -74,11 +74,12 @@ def test_bare_tensors_without_a_rule_are_refused(tensor, message):
         AGD([tensor])
 
 
-def test_frozen_parameters_are_left_out_of_depth_and_never_move():
+@pytest.mark.parametrize("foreach", [False, True], ids=["readable", "foreach"])
+def test_frozen_parameters_are_left_out_of_depth_and_never_move(foreach):
     trained, frozen = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2, 2), requires_grad=False)
     trained.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # ||.||_F = 5, scale 1
     frozen.grad = torch.ones(2, 2)  # set by hand: still not trained
-    opt = AGD([trained, frozen])
+    opt = AGD([trained, frozen], foreach=foreach)
     assert opt.depth == 1
     # L = 1: G = 5, η = log((1 + sqrt(21)) / 2) = 1.0265 (counting the frozen one would give 0.7693)
     assert opt.step().item() == pytest.approx(eta_of(5.0), rel=1e-6)
@@ -86,13 +87,20 @@ def test_frozen_parameters_are_left_out_of_depth_and_never_move():
     assert torch.equal(frozen.data, torch.ones(2, 2))
 
 
-def test_float64_weights_step_in_float64():
+@pytest.mark.parametrize("foreach", [False, True], ids=["readable", "foreach"])
+def test_float64_weights_step_in_float64(foreach):
     p = nn.Parameter(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64))
     p.grad = torch.tensor([[0.3, 0.0], [0.0, 0.4]], dtype=torch.float64)  # ||.||_F = 0.5
-    eta = AGD([p]).step()
-    assert eta.dtype == torch.float64 and eta.item() == pytest.approx(eta_of(0.5), rel=1e-14)
-    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64) - eta_of(0.5) * p.grad / 0.5
+    conv = nn.Parameter(torch.zeros(1, 1, 1, 2, dtype=torch.float64))  # scale sqrt(1/1)/sqrt(2)
+    conv.grad = torch.tensor([[[[0.0, 0.1]]]], dtype=torch.float64)  # blocks of norm 0 and 0.1
+    # L = 2: G = (0.5 + (0 + 0.1)/sqrt(2)) / 2; exact to float64 rounding, not float32's 1e-7
+    summary = (0.5 + 0.1 / math.sqrt(2)) / 2
+    eta = AGD([p, conv], foreach=foreach).step()
+    assert eta.dtype == torch.float64 and eta.item() == pytest.approx(eta_of(summary), rel=1e-14)
+    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64) - eta_of(summary) / 2 * p.grad / 0.5
     torch.testing.assert_close(p.data, expected, rtol=1e-14, atol=1e-14)
+    moved = -eta_of(summary) / 2 / math.sqrt(2)  # the second position moves by (η/L)·scale, the first not
+    assert conv.data[0, 0, 0].tolist() == pytest.approx([0.0, moved], rel=1e-14)
 
 
 def test_sparse_gradient_is_refused_with_the_fix():
