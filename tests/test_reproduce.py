@@ -114,3 +114,35 @@ def test_missing_experiment_or_plot_module_is_reported_and_the_rest_goes_on(tmp_
     err = capsys.readouterr().err
     assert "experiment ghost_experiment has no config conf/experiment/ghost_experiment.yaml: not launched" in err
     assert "ghost: no plot module plot_ghost (scripts/plot_ghost.py)" in err
+
+
+def test_scripts_run_as_scripts(tmp_path):
+    """As a user runs them: sibling imports without any path setup, evidence as a plot source."""
+    import subprocess
+    import sys
+
+    root = small_tree(tmp_path / "runs")
+    data, out = tmp_path / "data", tmp_path / "out"
+
+    def script(*args):
+        return subprocess.run([sys.executable, *map(str, args)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+
+    done = script(REPO / "scripts" / "evidence.py", "export", "scale=small", "figure=fig2", f"runs={root}",
+                  f"out={data}")
+    assert done.returncode == 0, done.stderr
+    assert (data / "small" / "fig2_small.csv").exists() and not (data / "small" / "fig3_small.csv").exists()
+    done = script(REPO / "scripts" / "plot_fig2.py", "scale=small", f"runs={data}", f"out={out}")
+    assert done.returncode == 0, done.stderr
+    assert (out / "fig2_small.png").stat().st_size > 3_000
+
+
+def test_plot_and_report_arguments_exit_2(capsys):
+    import plot_fig2
+    import plot_style as ps
+    import report
+
+    assert ps.cli(plot_fig2.plot, ["scale=large"]) == 2
+    assert capsys.readouterr().err.strip() == "scale must be one of paper, small, mini; got 'large'."
+    assert report.main(["publish=yes"]) == 2
+    assert capsys.readouterr().err.strip() == "report.py: publish must be one of true, false; got 'yes'."
