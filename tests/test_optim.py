@@ -261,3 +261,15 @@ def test_closure_is_evaluated_and_zero_grad_clears():
     assert opt.step(closure).item() > 0
     opt.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_update_size_is_the_mean_relative_change_over_depth(foreach):
+    a, b = nn.Parameter(torch.ones(2, 2)), nn.Parameter(torch.ones(2, 2))  # ||W||_F = 2 each
+    a.grad = torch.tensor([[3.0, 0.0], [0.0, 4.0]])  # b has no gradient: moves 0, counts in L
+    opt = AGD([a, b], foreach=foreach)
+    opt.measure_update_size = True
+    eta = opt.step().item()
+    assert eta == pytest.approx(eta_of(5.0 / 2), rel=1e-6)
+    # ||ΔW_a||_F = (η/L)·scale = η/2, relative to ||W_a|| = 2; b adds 0; mean over L = 2: η/8
+    assert opt.state["update_size"].item() == pytest.approx(eta / 8, rel=1e-6)
+    assert (a.data - 1).norm().item() == pytest.approx(eta / 2, rel=1e-6)
