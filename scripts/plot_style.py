@@ -22,8 +22,6 @@ matplotlib.use("Agg")  # files only; no display on clusters or in tests
 import matplotlib.pyplot as plt  # noqa: E402
 import rundata as rd  # noqa: E402
 
-FIGURES_DIR = rd.FIGURES_DIR
-REPO_ROOT = rd.REPO_ROOT
 runs_root, load_group, final_rows = rd.runs_root, rd.load_group, rd.final_rows
 
 # one colour per optimiser, the same in every figure

@@ -206,7 +206,7 @@ def build(root: Path) -> tuple[str, list[dict]]:
     return "\n".join(lines), records
 
 
-def write(root: Path, out: Path, publish: bool = False) -> Path | None:
+def write(root: Path, out: Path) -> Path | None:
     """Write <out>/REPORT.md; a report with no runs at all never replaces an existing one."""
     text, records = build(root)
     path = Path(out) / "REPORT.md"
@@ -231,7 +231,7 @@ def main(argv: list[str]) -> int:
         print(f"report.py: {err}", file=sys.stderr)
         return 2
     root = rd.EVIDENCE_DIR if args["source"] == "evidence" and not args["runs"] else rd.runs_root(args["runs"])
-    write(root, rd.output_dir(args["out"], args["publish"], root), args["publish"] == "true")
+    write(root, rd.output_dir(args["out"], args["publish"], root))
     return 0
 
 

@@ -22,8 +22,9 @@ Own arguments:
   runs=<dir>               runs root (default $AGD_RUNS_DIR, else runs/)
   source=runs|evidence     evidence: draw from the committed figures/data/ (needs plot_only=true)
   out=<dir>                where figures and REPORT.md go (default <runs root>/figures/)
-  publish=true             write figures/*.png|pdf and figures/REPORT.md, and export the runs
-                           behind them to figures/data/ (scripts/evidence.py); the only way the
+  publish=true             write figures/*.png|pdf, export the runs behind them to
+                           figures/data/ (scripts/evidence.py), and write figures/REPORT.md from
+                           that evidence (every scale published so far); the only way the
                            committed figures change
   check=double             instead of the figure's runs, launch each of its experiments once
                            more with seed 0 at twice its epochs, into `<group>_x2`: the report
@@ -263,14 +264,15 @@ def run(own: dict, passthrough: list[str]) -> list[str]:
             group = next((a[6:] for a in extra if a.startswith("group=")), group_of(experiment, scale))
             problems += failed_runs(root, group)
     draw(figures, scale, root, out, problems)
-    if own["figure"] in ("all", "beyond"):
-        import report
-
-        report.write(root, out, publish)
     if publish and own["source"] != "evidence":
         import evidence
 
         evidence.export(root, scale, evidence.groups_of(figures, scale, root))
+    if own["figure"] in ("all", "beyond"):
+        import report
+
+        # a published report reads the evidence, which keeps every scale published so far
+        report.write(rd.EVIDENCE_DIR if publish and rd.is_evidence(rd.EVIDENCE_DIR) else root, out)
     return problems
 
 
