@@ -204,3 +204,24 @@ def test_pull_wandb_writes_the_run_schema(tmp_path):
     assert (df.status == "complete").all()
     steps = load_runs(tmp_path / "fig4_paper", steps=True)
     assert list(steps.step) == [1, 2, 3]
+
+
+def test_table1_figure_and_report_read_one_table(tmp_path, monkeypatch):
+    """plot_table1 and the report both take scripts/memory_table.py's rows (stubbed here: the
+    measurement itself is agd.memory's, tested in test_memory.py)."""
+    import memory_table
+    import plot_table1
+    import report
+
+    rows = [{"model": "FCN", "optimizer": opt, "weights_MB": 1.0, "state_MB": x - 1, "state_bytes": 0,
+             "cache_bytes": 0, "state_x": x - 1, "total_x": x, "state_tensors": 0, "scalar_tensors": 0,
+             "paper": memory_table.PAPER.get(opt, "")}
+            for opt, x in (("agd", 1.00004), ("sgd_momentum", 2.0), ("adam", 2.5))]
+    monkeypatch.setattr(memory_table, "table", lambda: rows)
+    paths = plot_table1.plot("mini", str(tmp_path / "runs"), str(tmp_path / "out"))
+    assert paths[0].name == "table1_mini.png" and (tmp_path / "out" / "table1.csv").exists()
+    assert "| FCN | adam | 1.00 | 1.50 |" in (tmp_path / "out" / "table1.md").read_text()
+    _, records = report.build(tmp_path / "runs")
+    got = {r["id"]: r for r in records if r["scale"] == "paper"}
+    assert got["table1.agd"]["verdict"] == "held" and got["table1.sgd_momentum"]["verdict"] == "held"
+    assert got["table1.adam"]["verdict"] == "did not hold"  # 2.5x measured against the paper's 3x
