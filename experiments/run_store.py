@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -174,12 +175,18 @@ class RunStore:
     def finish(self, status: str, error: str) -> None:
         """The last word of a run that started and did not complete. Never raises: on a full
         disk the status may not fit either, and the error being reported matters more."""
-        if not self.started:
+        if not self.started or not self.writer:
             return
         try:
             self.write_status(status, error=error)
-        except OSError as err:
-            _warn(f"could not record status {status!r} in {self.path / SUMMARY_FILE}: {err.strerror}.")
+        except OSError:
+            # no room for a new file: overwrite the old summary in place (its blocks are freed by
+            # the truncation, and the new one is as small)
+            try:
+                with open(self.path / SUMMARY_FILE, "w") as f:
+                    json.dump({**self.state, "status": status, "error": error}, f, indent=2, sort_keys=True)
+            except OSError as err:
+                _warn(f"could not record status {status!r} in {self.path / SUMMARY_FILE}: {err.strerror}.")
 
     def record_refusal(self, error: str) -> None:
         """In a sweep, a job refused before training leaves `failed` in its own directory, only

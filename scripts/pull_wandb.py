@@ -17,11 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-
-from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, write_json, write_rows  # noqa: E402
+from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, write_json, write_rows
 
 # W&B key -> schema column (the inverse of experiments/loggers.py WANDB_KEYS)
 EPOCH_KEYS = {
@@ -80,27 +76,44 @@ def write_run(out: Path, group: str, name: str, config: dict, state: str, histor
     return run_dir
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def list_runs(path: str, filters: dict) -> list:
+    """The project's runs through the W&B API, or one sentence and exit 2 when W&B cannot be
+    reached (no API key, no network, no such project)."""
+    try:
+        import wandb
+    except ImportError:
+        fail("pull_wandb needs the wandb package: pip install wandb.")
+    try:
+        return list(wandb.Api(timeout=60).runs(path, filters=filters))
+    except Exception as err:  # noqa: BLE001 - wandb raises many types; each gets the same answer
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if "api key" in reason.lower():
+            fail(f"W&B has no API key here ({reason}); run `wandb login` or set WANDB_API_KEY, on a "
+                 "machine that can reach api.wandb.ai.")
+        fail(f"could not read the W&B project {path!r} ({reason}); check the project and entity names "
+             "and the network.")
+
+
 def main(argv: list[str]) -> None:
     import plot_style as ps
 
     args = ps.parse_args(argv, {"project": "agd-reproduction", "entity": None, "group": None,
                                 "out": "wandb_runs"})
-    try:
-        import wandb
-    except ImportError as err:
-        raise SystemExit("pull_wandb needs the wandb package: pip install wandb") from err
-    api = wandb.Api(timeout=60)
     path = f"{args['entity']}/{args['project']}" if args["entity"] else args["project"]
     filters = {"group": args["group"]} if args["group"] else {}
     out = Path(args["out"])
-    count = 0
-    for run in api.runs(path, filters=filters):
+    runs = list_runs(path, filters)
+    for run in runs:
         history = list(run.scan_history())
         config = {k: v for k, v in run.config.items() if not k.startswith("_")}
         group = run.group or config.get("group") or "ungrouped"
         write_run(out, group, run.name or run.id, config, run.state, history)
-        count += 1
-    print(f"pulled {count} runs from {path} into {out}")
+    print(f"pulled {len(runs)} runs from {path} into {out}")
 
 
 if __name__ == "__main__":
