@@ -31,22 +31,29 @@ class RunningStats:
         return torch.stack([self.total / max(self.count, 1), self.low, self.high])
 
 
-class UpdateSizeMeter:
-    """Relative update size of one optimiser step, (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F over
-    `weights` (PAPER.md fig2), as a 0-d device tensor.
+def trained(tensors) -> list[torch.Tensor]:
+    """The tensors that count in the relative update size: the trained ones. A frozen tensor
+    (requires_grad=False) is neither moved nor counted, as in AGD's depth L (docs/algorithm.md,
+    "Edge cases")."""
+    return [t for t in tensors if t.requires_grad]
 
-    An optimiser that measures its own update over exactly these weights (agd.AGD with
+
+class UpdateSizeMeter:
+    """Relative update size of one optimiser step, (1/L) Σ_k ||ΔW_k||_F / ||W_k||_F over the
+    trained tensors of `weights` (docs/experiments.md, fig2), as a 0-d device tensor.
+
+    An optimiser that measures its own update over exactly these tensors (agd.AGD with
     `measure_update_size`) reports it with no copy of the weights. For any other the weights
     are copied, before the step, into buffers allocated once (not every step), and the norms of
     the difference taken after it.
     """
 
     def __init__(self, optimizer, weights: list[torch.Tensor], enabled: bool = True):
-        self.optimizer, self.weights, self.enabled = optimizer, weights, enabled
+        self.optimizer, self.weights, self.enabled = optimizer, trained(weights), enabled
         self.native = False
         if enabled and hasattr(optimizer, "measure_update_size"):
-            held = [p for group in optimizer.param_groups for p in group["params"]]
-            if len(held) == len(weights) and {id(p) for p in held} == {id(w) for w in weights}:
+            held = trained(p for group in optimizer.param_groups for p in group["params"])
+            if len(held) == len(self.weights) and {id(p) for p in held} == {id(w) for w in self.weights}:
                 optimizer.measure_update_size = True
                 self.native = True
         self._before: list[torch.Tensor] | None = None

@@ -1,4 +1,4 @@
-"""The fast training loop keeps its metrics' meaning (issue 6): the relative update size that AGD
+"""The fast training loop keeps its metrics' meaning: the relative update size that AGD
 reports from its own step equals the measured ||W_after − W_before|| / ||W_before||, the buffered
 fallback equals the original clone-every-step arithmetic, and amp / channels_last / compile are
 wired through the config."""
@@ -34,7 +34,7 @@ class TinyCNN(nn.Module):
 
 def _model(kind):
     torch.manual_seed(0)
-    model = FCN(3, 16, 3 * 8 * 8, 10) if kind == "fcn" else TinyCNN()
+    model = FCN(depth=3, width=16, input_shape=(3, 8, 8), num_classes=10) if kind == "fcn" else TinyCNN()
     return init_weights(model, torch.Generator().manual_seed(0))
 
 
@@ -48,10 +48,15 @@ def _loaders(n=96, batch=32):
 
 
 @pytest.mark.parametrize("kind", ["fcn", "cnn"])
-def test_agd_reports_the_measured_relative_update_size(kind):
+@pytest.mark.parametrize("idle", ["no_gradient", "frozen"])
+def test_agd_reports_the_measured_relative_update_size(kind, idle):
+    # params[1] stays put either way: with no gradient this step it still counts in L (a 0 in the
+    # mean over all tensors); frozen, it is left out of L (the mean is over the trained tensors)
     model = _model(kind)
     params = list(model.parameters())
-    params[1].requires_grad_(False)  # no gradient: moves by 0 but still counts in L
+    if idle == "frozen":
+        params[1].requires_grad_(False)
+    counted = range(len(params)) if idle == "no_gradient" else [0, *range(2, len(params))]
     opt = AGD(params)
     opt.measure_update_size = True
     x = torch.randn(8, 3, 8, 8)
@@ -59,8 +64,10 @@ def test_agd_reports_the_measured_relative_update_size(kind):
         before = [p.detach().clone() for p in params]
         opt.zero_grad()
         model(x).square().mean().backward()
+        params[1].grad = None
         opt.step()
-        measured = relative_update_size(before, [p.detach() for p in params])
+        assert torch.equal(params[1], before[1])
+        measured = relative_update_size([before[i] for i in counted], [params[i].detach() for i in counted])
         assert opt.state["update_size"].item() == pytest.approx(measured.item(), rel=1e-3)
         assert measured.item() > 0
 
@@ -88,6 +95,24 @@ def test_native_meter_only_when_the_optimiser_holds_exactly_the_weights():
     assert UpdateSizeMeter(AGD(weights), weights).native
     assert not UpdateSizeMeter(AGD(weights[1:]), weights).native  # L would differ
     assert not UpdateSizeMeter(AGD(weights), weights, enabled=False).native
+
+
+def test_copy_fallback_counts_the_tensors_agd_counts():
+    # a frozen tensor is left out of the mean by the weight copy as by AGD's own report
+    x = torch.randn(8, 3, 8, 8)
+    sizes = []
+    for wrap in (False, True):
+        model = _model("fcn")
+        weights = list(model.parameters())
+        weights[1].requires_grad_(False)
+        opt = AGD(weights)
+        meter = UpdateSizeMeter(_Opaque(opt) if wrap else opt, weights)
+        assert meter.native is not wrap
+        model(x).square().mean().backward()
+        meter.before_step()
+        opt.step()
+        sizes.append(meter.after_step().item())
+    assert sizes[0] > 0 and sizes[1] == pytest.approx(sizes[0], rel=1e-4)
 
 
 class _Opaque(torch.optim.Optimizer):
@@ -138,7 +163,7 @@ def test_speed_keys_resolve_per_model_and_device(compose):
 
     cfg = compose(["logger=none"])
     assert cfg.compile is False and cfg.amp == "auto" and cfg.channels_last == "auto"
-    cnn, fcn = TinyCNN(), FCN(2, 4, 8, 2)
+    cnn, fcn = TinyCNN(), FCN(depth=2, width=4, input_shape=(8,), num_classes=2)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert speed_settings(cfg, cnn, cpu) == (None, False)
     assert speed_settings(cfg, cnn, cuda) == (torch.bfloat16, True)
