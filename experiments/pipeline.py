@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import errno
 import hashlib
-import inspect
 import logging
 import os
 import pickle
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from agd import distributed
@@ -147,12 +146,9 @@ def _build(group: str, node: DictConfig, **extra):
 
 
 def build_model(node: DictConfig, data) -> torch.nn.Module:
-    """Pass the dataset's shape to whichever of in_dim/out_dim/in_channels/num_classes/
-    input_shape the model's constructor takes, then check it takes the data (check_fits)."""
-    params = inspect.signature(get_class(node._target_)).parameters
-    facts = {"in_dim": data.in_dim, "out_dim": data.num_classes, "num_classes": data.num_classes,
-             "in_channels": data.input_shape[0], "input_shape": data.input_shape}
-    model = _build("model", node, **{k: v for k, v in facts.items() if k in params})
+    """The model for this dataset: every model takes the dataset's `input_shape` and
+    `num_classes` (docs/models.md); then check_fits tries it on one sample."""
+    model = _build("model", node, input_shape=tuple(data.input_shape), num_classes=data.num_classes)
     check_fits(model, data)
     return model
 
@@ -175,7 +171,7 @@ def check_fits(model: torch.nn.Module, data) -> None:
                           f"({first_line}); {needs}.") from None
     finally:
         model.train(training)
-    if tuple(out.shape) != (1, data.num_classes):
+    if out.dim() != 2 or out.shape[-1] != data.num_classes:  # (batch [x positions], classes)
         raise ConfigError(f"model: {name} gives outputs of shape {tuple(out.shape)[1:]} for {data.name}, "
                           f"which has {data.num_classes} classes.")
 
