@@ -72,8 +72,8 @@ def _table(batch: int, seed: int) -> tuple:
             torch.manual_seed(seed)
             try:
                 rows.append(measure_row(label, build_model(config, overrides), opt_name, batch))
-            except ImportError as err:  # a peer whose package is not installed
-                print(f"table 1: skipped {opt_name}: {err}")
+            except Exception as err:  # a peer not installed, or a config that needs a run's keys
+                print(f"table 1: skipped {opt_name}: {type(err).__name__}: {str(err).splitlines()[0]}")
     return tuple(rows)
 
 

@@ -28,10 +28,12 @@ runs_root, load_group, final_rows = rd.runs_root, rd.load_group, rd.final_rows
 OPTIMIZER_COLORS = {
     "agd": "#1f4e9c", "adam": "#d9731a", "sgd": "#3a8f3a", "adamw": "#b8860b",
     "prodigy": "#8e44ad", "dadapt_adam": "#c0392b", "schedulefree_adamw": "#16a085", "dog": "#7f8c8d",
+    "adamw_cosine": "#b8860b", "agd_whole_model": "#5b7fc7",
 }
 OPTIMIZER_LABELS = {
     "agd": "AGD", "adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "prodigy": "Prodigy",
     "dadapt_adam": "D-Adapt Adam", "schedulefree_adamw": "Schedule-Free AdamW", "dog": "DoG",
+    "adamw_cosine": "AdamW (warm-up + cosine)", "agd_whole_model": "AGD (whole model)",
 }
 TRAIN_STYLE = dict(linestyle="-", linewidth=1.4)
 TEST_STYLE = dict(linestyle=":", linewidth=1.6)
