@@ -67,7 +67,8 @@ def setup() -> None:
 
 
 DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits", "cifar10": "CIFAR-10",
-                 "cifar100": "CIFAR-100", "imagenet": "ImageNet", "mnist": "MNIST"}
+                 "cifar100": "CIFAR-100", "imagenet": "ImageNet", "mnist": "MNIST",
+                 "fashion_mnist": "Fashion-MNIST", "text": "text"}
 
 
 def dataset_name(target: str) -> str:
