@@ -28,6 +28,16 @@ from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, atomic_write_bytes
 
 GZIP_OVER = 1_000_000  # bytes: above this a group's CSV is stored gzip-compressed
 INDEX_COLUMNS = ["scale", "group", "kind", "file", "runs", "rows"]
+README = """# Evidence behind the committed figures
+
+Written by `python scripts/evidence.py export` (or `scripts/reproduce.py ... publish=true`); do not edit.
+`index.csv` lists one file per run group and kind: `<scale>/<group>.csv` holds every run's per-epoch rows,
+`<scale>/<group>.steps.csv` its recorded per-step rows (`.csv.gz` when large). Each row carries the run's
+config columns (optimizer.*, model.*, batch_size, seed, epochs, status, precision, date) and `run`, the
+run's directory below the runs root. Rebuild every figure and REPORT.md from it without training:
+
+    python scripts/reproduce.py figure=all scale=small plot_only=true source=evidence publish=true
+"""
 
 
 def compact(df: pd.DataFrame, steps: bool) -> pd.DataFrame:
@@ -91,6 +101,7 @@ def export(runs_root: Path, scale: str, groups: list[str], out: Path | None = No
     writer.writeheader()
     writer.writerows(sorted(index, key=lambda r: (r["scale"], r["group"], r["kind"])))
     atomic_write_bytes(out / rd.INDEX_FILE, buffer.getvalue().encode())
+    atomic_write_bytes(out / "README.md", README.encode())
     total = sum((out / r["file"]).stat().st_size for r in written)
     print(f"evidence: {len(written)} files, {total / 1e6:.2f} MB under {out / scale}")
     return written

@@ -146,3 +146,14 @@ def test_plot_and_report_arguments_exit_2(capsys):
     assert capsys.readouterr().err.strip() == "scale must be one of paper, small, mini; got 'large'."
     assert report.main(["publish=yes"]) == 2
     assert capsys.readouterr().err.strip() == "report.py: publish must be one of true, false; got 'yes'."
+
+
+def test_double_budget_launches_every_experiment_of_the_figure_after_the_passthrough():
+    import reproduce
+
+    problems = []
+    launches = reproduce.launches_for(["fig2"], "small", "double", ["hydra/launcher=slurm"], problems)
+    assert [e for e, _ in launches] == ["fig2", "fig2_baselines"] and problems == []
+    for _, extra in launches:
+        assert extra[0] == "hydra/launcher=slurm" and extra[1] == "seed=0"
+        assert extra[3] == "group=fig2_small_x2"
