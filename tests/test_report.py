@@ -4,6 +4,7 @@ same report rows)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,16 @@ def test_large_groups_are_gzipped(tmp_path, monkeypatch):
     assert (tmp_path / "data" / "small" / "fig3_small.csv.gz").exists()
     df = rd.load_group("fig3_small", tmp_path / "data")
     assert df.run.nunique() == 27 and sorted(df.seed.unique()) == [0, 1, 2]
+
+
+def test_rows_of_report_beyond_are_included_when_it_exists(tmp_path, monkeypatch):
+    import report
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "report_beyond.py").write_text(
+        "def rows(runs_root, scale):\n    return [f'| gpt | {scale} | {runs_root.name} |']\n")
+    monkeypatch.syspath_prepend(str(fake))
+    monkeypatch.delitem(sys.modules, "report_beyond", raising=False)
+    assert report.beyond_extra(tmp_path / "runs") == ["| gpt | paper | runs |", "| gpt | small | runs |",
+                                                      "| gpt | mini | runs |"]
