@@ -49,6 +49,12 @@ def verdict(outcomes: list[dict]) -> tuple[int, str]:
     return 0, f"sweep: all {len(outcomes)} jobs completed"
 
 
+def discard_outcomes() -> None:
+    ledger = os.environ.pop(LEDGER_ENV, "")
+    if ledger:
+        shutil.rmtree(ledger, ignore_errors=True)
+
+
 class SweepOutcome(Callback):
     """Collects every job's status and turns them into the sweep's exit status."""
 

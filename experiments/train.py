@@ -68,6 +68,8 @@ def cli() -> None:
         print(f"error: cannot create {err.filename} ({err.strerror}); set AGD_RUNS_DIR to a folder you "
               "can write, with room to spare.", file=sys.stderr)
         sys.exit(2)
+    finally:
+        sweep.discard_outcomes()  # a sweep stopped early (SIGTERM) leaves no outcomes folder
 
 
 if __name__ == "__main__":

@@ -118,9 +118,11 @@ OK_RUN = "data=digits,epochs=1,model.width=32,optimizer.gain=1"
 
 
 def _local_sweep(runs: Path) -> None:
-    """Two jobs through submitit's local executor; gain=-1 is refused by AGD."""
+    """Two jobs through submitit's local executor; gain=-1 is refused by AGD, so the sweep exits 1."""
     proc = run_train(SWEEP, runs, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("sweep: 1 of 2 jobs did not complete; first: ")
+    assert not (runs / "train" / ".submitit" / "%j").exists()  # job files in one folder, no literal %j
     summaries = _runs(runs)
     assert summaries[OK_RUN]["status"] == "complete"
     failed = summaries["data=digits,epochs=1,model.width=32,optimizer.gain=-1"]
@@ -139,7 +141,7 @@ def test_relaunched_local_sweep_skips_the_complete_run(tmp_path):
     metrics = runs / "train" / OK_RUN / "metrics.csv"
     stamp = metrics.stat().st_mtime_ns
     again = run_train(SWEEP, runs, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.returncode == 1, again.stderr[-2000:]  # the refused job is refused again
     assert metrics.stat().st_mtime_ns == stamp
     logs = "".join(p.read_text() for p in (runs / "train" / ".submitit").rglob("*.out"))
     assert "already complete" in logs
