@@ -26,34 +26,39 @@ import platform
 import random
 import statistics
 import time
-from functools import partial
 
 import torch
 from torch import nn
 
 from agd import AGD, init_weights
 from agd.losses import SquareLoss
-from agd.models import FCN
+from agd.models import FCN, VGG16, PreActResNet18
 
-# the readable AGD (η read on the host): the reference other scripts and tests compare against
-ReferenceAGD = partial(AGD, foreach=False)
+_CIFAR = dict(input_shape=(3, 32, 32), num_classes=10)
+
+# the benchmark models, CIFAR-shaped with 10 classes, by the name --models takes
+MODELS = {"fcn8x256": lambda: FCN(depth=8, width=256, **_CIFAR),
+          "fcn16x512": lambda: FCN(depth=16, width=512, **_CIFAR),
+          "vgg16": lambda: VGG16(**_CIFAR),
+          "resnet18": lambda: PreActResNet18(**_CIFAR)}
 
 
 # ---------------------------------------------------------------- models
 
-def vgg16(num_classes: int = 10) -> tuple[nn.Module, str]:
-    from agd.models import VGG16
-    return VGG16(num_classes=num_classes), "agd.models.VGG16"
-
-
 def build(name: str) -> tuple[nn.Module, str]:
-    if name == "fcn8x256":
-        return FCN(8, 256, 3072, 10), "agd.models.FCN(8, 256, 3072, 10)"
-    if name == "fcn16x512":
-        return FCN(16, 512, 3072, 10), "agd.models.FCN(16, 512, 3072, 10)"
-    if name == "vgg16":
-        return vgg16()
-    raise ValueError(f"unknown model {name!r}; choose fcn8x256, fcn16x512 or vgg16.")
+    """The benchmark model `name` and how the tables name it."""
+    model = MODELS[name]()
+    depth_width = f"(depth={model.depth}, width={model.width})" if isinstance(model, FCN) else ""
+    return model, f"agd.models.{type(model).__name__}{depth_width}"
+
+
+def model_names(parser: argparse.ArgumentParser, names: str) -> list[str]:
+    """--models as a list; an unknown name is an argument error (exit 2) naming the choices."""
+    names = names.split(",")
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        parser.error(f"--models: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}.")
+    return names
 
 
 # ---------------------------------------------------------------- timing
@@ -190,6 +195,7 @@ def main(argv=None) -> None:
                         help="time forward + backward + step instead of the step alone")
     parser.add_argument("--batch", type=int, default=128, help="batch size for --whole-iteration")
     args = parser.parse_args(argv)
+    names = model_names(parser, args.models)
     device = select_device(args.device, args.threads)
     if args.inner is None:
         args.inner = 20 if device.type == "cuda" else 1
@@ -200,7 +206,7 @@ def main(argv=None) -> None:
           f"median of {args.repeats} repeats x {args.inner}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.2f}")
     rows = []
-    for name in args.models.split(","):
+    for name in names:
         medians, source, numel = bench_model(name, device, args)
         rows.append((name, source, numel, medians))
         print(f"#   {name}: {source}, {numel / 1e6:.2f}M weights", flush=True)

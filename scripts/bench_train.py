@@ -11,9 +11,9 @@ square loss, batch 128, random crop + flip, both ways, in the same run:
   size); on CUDA, bf16 autocast and channels_last for the CNN as `amp=auto channels_last=auto`.
 - reference: a torchvision Dataset of PIL images with per-sample RandomCrop(32, padding=4),
   RandomHorizontalFlip, ToTensor, Normalize; a DataLoader (--ref-workers worker processes);
-  per step `.to(device)`, the reference AGD of scripts/bench_optimizer.py (η as a Python
-  float), and `.item()` for loss, accuracy and the relative update size (from a clone of the
-  weights), i.e. the same per-step metrics ours keeps.
+  per step `.to(device)`, the readable AGD step (`foreach=False`, one tensor at a time), and
+  `.item()` for loss, accuracy and the relative update size (from a clone of the weights), i.e.
+  the same per-step metrics ours keeps.
 Samples/second = images in the epoch / wall time of the epoch (ours includes its end-of-epoch
 metric read and a one-batch test pass).
 
@@ -28,46 +28,26 @@ import argparse
 import math
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from bench_optimizer import build, model_names, select_device
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_optimizer import ReferenceAGD, select_device  # noqa: E402
-
-from agd import AGD, init_weights  # noqa: E402
-from agd.data import DeviceLoader  # noqa: E402
-from agd.losses import SquareLoss  # noqa: E402
-from agd.models import FCN  # noqa: E402
-from agd.train import train  # noqa: E402
+from agd import AGD, init_weights
+from agd.data import DeviceLoader
+from agd.losses import SquareLoss
+from agd.train import train
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # CIFAR-10 (docs/data.md)
 
 
 # ---------------------------------------------------------------- models
 
-def resnet18() -> tuple[nn.Module, str]:
-    from agd.models import PreActResNet18
-    return PreActResNet18(input_shape=(3, 32, 32), num_classes=10), "agd.models.PreActResNet18"
-
-
 def resnet50_imagenet() -> tuple[nn.Module, str]:
     from agd.models import ResNet50ImageNet
     return ResNet50ImageNet(input_shape=(3, 224, 224), num_classes=1000), "agd.models.ResNet50ImageNet"
-
-
-def build(name: str) -> tuple[nn.Module, str]:
-    if name == "fcn8x256":
-        return FCN(depth=8, width=256, input_shape=(3, 32, 32), num_classes=10), "agd.models.FCN(depth=8, width=256)"
-    if name == "resnet18":
-        return resnet18()
-    raise ValueError(f"unknown model {name!r}")
 
 
 # ---------------------------------------------------------------- part 1: one epoch
@@ -129,7 +109,7 @@ def reference_epoch(name: str, x, y, batch: int, device, workers: int) -> float:
     model, _ = build(name)
     init_weights(model)
     model.to(device)
-    opt = ReferenceAGD(model.parameters())
+    opt = AGD(model.parameters(), foreach=False)
     transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                            T.Normalize(MEAN, STD)])
     loader = torch.utils.data.DataLoader(PILImages(x, y, transform), batch_size=batch, shuffle=True,
@@ -208,8 +188,8 @@ def resnet50_throughput(batch: int, steps: int, warmup: int, device) -> dict:
 
 def update_size_cost(images: int, batch: int, device, repeats: int = 3) -> list[tuple[str, float]]:
     """Epoch time of FCN 8x256 with the relative-update-size metric off, as AGD reports it
-    now, and as the loop measured it before issue 6 (a copy of every weight every step, then
-    the difference and two norms), median of `repeats` interleaved epochs."""
+    from its step, and measured from a copy of every weight every step (then the difference
+    and two norms), median of `repeats` interleaved epochs."""
     from agd.functional import relative_update_size
 
     class CloneEveryStep(AGD):
@@ -223,13 +203,13 @@ def update_size_cost(images: int, batch: int, device, repeats: int = 3) -> list[
     x, y = synthetic_cifar(images)
     loader = DeviceLoader(x, y, batch, mean=MEAN, std=STD, shuffle=True, augment=True, device=device)
     test = DeviceLoader(x[:batch], y[:batch], batch, mean=MEAN, std=STD, device=device)
-    variants = {"off": (AGD, False), "reported by AGD's step (now)": (AGD, True),
-                "copy of every weight each step (before)": (CloneEveryStep, False)}
+    variants = {"off": (AGD, False), "reported by AGD's step": (AGD, True),
+                "copy of every weight each step": (CloneEveryStep, False)}
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, (cls, track) in variants.items():
             torch.manual_seed(0)
-            model = init_weights(FCN(depth=8, width=256, input_shape=(3, 32, 32), num_classes=10)).to(device)
+            model = init_weights(build("fcn8x256")[0]).to(device)
             opt = cls(model.parameters(), check_finite=False)
             _sync(device)
             start = time.perf_counter()
@@ -250,7 +230,7 @@ def main(argv=None) -> None:
     parser.add_argument("--models", default="fcn8x256,resnet18")
     parser.add_argument("--images", type=int, default=50_000, help="images in the FCN epoch")
     parser.add_argument("--cnn-images", type=int, default=None,
-                        help="images in the ResNet-18 epoch (default 50,000 on CUDA, 256 on CPU)")
+                        help="images in a CNN's epoch (default 50,000 on CUDA, 256 on CPU)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--ref-workers", type=int, default=2, help="DataLoader workers (reference)")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
@@ -264,6 +244,7 @@ def main(argv=None) -> None:
                         help="only time FCN 8x256 epochs of IMAGES images with the update-size "
                              "metric off / from AGD's step / from a weight copy, and exit")
     args = parser.parse_args(argv)
+    names = model_names(parser, args.models)
     device = select_device(args.device, args.threads)
     cuda = device.type == "cuda"
     if args.update_size_cost:
@@ -281,13 +262,13 @@ def main(argv=None) -> None:
     print(f"# training throughput: {device.type} ({hardware}), torch {torch.__version__}, "
           f"batch {args.batch}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if not cuda:
-        print(f"# CPU run: the ResNet-18 epoch is limited to {cnn_images:,} images and ResNet-50 to a "
+        print(f"# CPU run: a CNN's epoch is limited to {cnn_images:,} images and ResNet-50 to a "
               "small batch and a few steps (--cnn-images, --imagenet-batch, --imagenet-steps); "
               "these are not full-size figures")
     print()
     print("| model | images in the epoch | ours (images/s) | reference (images/s) | ours / reference |")
     print("|---|---|---|---|---|")
-    for name in args.models.split(","):
+    for name in names:
         n = args.images if name.startswith("fcn") else cnn_images
         x, y = synthetic_cifar(n)
         ref = reference_epoch(name, x, y, args.batch, device, args.ref_workers)

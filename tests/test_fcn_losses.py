@@ -1,4 +1,4 @@
-"""FCN architecture (PAPER.md §3) and the objectives (PAPER.md §2)."""
+"""FCN architecture (docs/models.md) and the objectives (docs/algorithm.md, "Objective")."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from agd.models import FCN
 
 
 def test_fcn_layers_shapes_and_no_bias():
-    model = FCN(depth=4, width=16, in_dim=12, out_dim=5)
+    model = FCN(depth=4, width=16, input_shape=(12,), num_classes=5)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(16, 12), (16, 16), (16, 16), (5, 16)]
     assert all(m.bias is None for m in linears)
@@ -21,11 +21,12 @@ def test_fcn_layers_shapes_and_no_bias():
 
 
 def test_fcn_depth_two_is_one_hidden_layer():
-    assert len([m for m in FCN(2, 8, 3, 2).modules() if isinstance(m, nn.Linear)]) == 2
+    model = FCN(depth=2, width=8, input_shape=(3,), num_classes=2)
+    assert len([m for m in model.modules() if isinstance(m, nn.Linear)]) == 2
 
 
 def test_fcn_activation_is_relu_times_sqrt2_and_not_after_last_layer():
-    model = FCN(depth=2, width=2, in_dim=2, out_dim=2)
+    model = FCN(depth=2, width=2, input_shape=(2,), num_classes=2)
     with torch.no_grad():
         model.net[0].weight.copy_(torch.eye(2))
         model.net[2].weight.copy_(torch.eye(2))
@@ -35,10 +36,10 @@ def test_fcn_activation_is_relu_times_sqrt2_and_not_after_last_layer():
 
 
 @pytest.mark.parametrize(("kwargs", "key"), [
-    (dict(depth=1, width=8, in_dim=3, out_dim=2), "depth"),
-    (dict(depth=3, width=0, in_dim=3, out_dim=2), "width"),
-    (dict(depth=3, width=2.5, in_dim=3, out_dim=2), "width"),
-    (dict(depth=3, width=8, in_dim=0, out_dim=2), "in_dim"),
+    (dict(depth=1, width=8, input_shape=(3,), num_classes=2), "depth"),
+    (dict(depth=3, width=0, input_shape=(3,), num_classes=2), "width"),
+    (dict(depth=3, width=2.5, input_shape=(3,), num_classes=2), "width"),
+    (dict(depth=3, width=8, input_shape=(3,), num_classes=0), "num_classes"),
 ])
 def test_fcn_rejects_bad_arguments_naming_them(kwargs, key):
     with pytest.raises(ValueError, match=f"FCN {key} must be an integer"):

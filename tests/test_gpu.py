@@ -1,14 +1,12 @@
-"""GPU checks of issue 6: training steps never synchronise with the host, the AGD step runs inside
-a CUDA graph and under torch.compile, and matches the reference on the GPU.
+"""GPU checks: training steps never synchronise with the host, the AGD step runs inside a CUDA
+graph and under torch.compile, and the foreach step matches the readable one (`foreach=False`)
+on the GPU.
 
 Run with `pytest -m gpu tests/test_gpu.py` on a machine with CUDA; everything here is skipped
 without it (and deselected by the default `-m 'not slow and not gpu'`).
 """
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,14 +24,6 @@ pytestmark = [pytest.mark.gpu,
 CUDA = torch.device("cuda")
 
 
-def _reference_agd():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_optimizer.py"
-    spec = importlib.util.spec_from_file_location("bench_optimizer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ReferenceAGD
-
-
 class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
@@ -49,7 +39,7 @@ class SmallCNN(nn.Module):
 
 def _model(kind: str) -> nn.Module:
     torch.manual_seed(0)
-    model = FCN(8, 256, 3072, 10) if kind == "fcn" else SmallCNN()
+    model = FCN(depth=8, width=256, input_shape=(3, 32, 32), num_classes=10) if kind == "fcn" else SmallCNN()
     return init_weights(model, torch.Generator().manual_seed(0)).to(CUDA)
 
 
@@ -119,7 +109,7 @@ def test_sync_debug_mode_does_catch_a_sync():
 @pytest.mark.parametrize("kind", ["fcn", "cnn"])
 def test_fast_step_matches_the_reference_on_cuda(kind):
     ours, ref = _model(kind), _model(kind)
-    opt, ref_opt = AGD(ours.parameters(), check_finite=False), _reference_agd()(ref.parameters())
+    opt, ref_opt = AGD(ours.parameters(), check_finite=False, foreach=True), AGD(ref.parameters(), foreach=False)
     gen = torch.Generator(device=CUDA).manual_seed(1)
     loss_fn = SquareLoss(10)
     for _ in range(10):

@@ -8,14 +8,14 @@ from agd.losses import SquareLoss
 from agd.memory import measure
 from agd.models import FCN
 
-# FCN(depth 3, width 64, in 40, out 10): 40·64 + 64·64 + 64·10 = 2,560 + 4,096 + 640 = 7,296
+# FCN(depth 3, width 64, input (40,), 10 classes): 40·64 + 64·64 + 64·10 = 2,560 + 4,096 + 640 = 7,296
 # float32 weights = 29,184 bytes, in 3 tensors.
 WEIGHT_BYTES = 29_184
 
 
 def run(make_optimizer):
     torch.manual_seed(0)
-    model = FCN(depth=3, width=64, in_dim=40, out_dim=10)
+    model = FCN(depth=3, width=64, input_shape=(40,), num_classes=10)
     x, y = torch.randn(8, 40), torch.randint(0, 10, (8,))
     return measure(model, make_optimizer(model.parameters()), x, y, SquareLoss(10))
 

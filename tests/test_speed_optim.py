@@ -37,7 +37,7 @@ class SmallCNN(nn.Module):
 
 def _model(kind: str) -> nn.Module:
     torch.manual_seed(0)
-    model = FCN(4, 32, 20, 10) if kind == "fcn" else SmallCNN()
+    model = FCN(depth=4, width=32, input_shape=(20,), num_classes=10) if kind == "fcn" else SmallCNN()
     return init_weights(model, torch.Generator().manual_seed(0))
 
 
