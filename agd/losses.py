@@ -1,4 +1,4 @@
-"""Objectives (PAPER.md §2)."""
+"""Objectives (docs/algorithm.md, "Objective")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.nn import functional as F
 class SquareLoss(nn.Module):
     """The release's square loss: mean over batch and classes of (f(x) − y)², where y is the
     one-hot target scaled by sqrt(C) so that ||y||_2 = sqrt(C). (The paper's 1/2 is dropped, as
-    in the release that made the published figures; PAPER.md §2.)"""
+    in the release that made the published figures; docs/algorithm.md, "Objective".)"""
 
     def __init__(self, num_classes: int):
         super().__init__()

@@ -203,8 +203,7 @@ CASES = [
 @pytest.mark.parametrize("make, classes, shape", CASES)
 def test_agd_steps_every_weight(make, classes, shape):
     # AGD's step does not depend on how the weights were initialised; the paper's init of these
-    # nets (one QR per kernel position, ~0.1 s per 512×512 block on a shared CPU) is in the slow
-    # test below.
+    # nets (one QR per kernel position of every layer) is in the slow test below.
     torch.manual_seed(0)
     _agd_step(make(input_shape=shape[1:], num_classes=classes), shape, classes)
 

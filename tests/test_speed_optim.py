@@ -172,7 +172,7 @@ def test_forward_backward_and_step_trace_under_torch_compile(foreach):
 
 @pytest.mark.slow
 def test_forward_backward_and_step_compile_with_inductor():
-    # the full inductor path; ~45 s cold on a 2-core CPU, a few seconds with a warm cache
+    # the full inductor path (C++ code generation: slow on a cold cache, hence marked slow)
     _compiled_train("inductor", steps=4)
 
 
