@@ -43,6 +43,17 @@ def _model(kind: str) -> nn.Module:
     return init_weights(model, torch.Generator().manual_seed(0)).to(CUDA)
 
 
+def _twins(kind: str, foreach=(None, None)) -> list[tuple[nn.Module, AGD]]:
+    """Two equal models of `kind`, each with its AGD (`foreach` of each, as the loop runs it)."""
+    models = _model(kind), _model(kind)
+    return [(model, AGD(model.parameters(), check_finite=False, foreach=f))
+            for model, f in zip(models, foreach, strict=True)]
+
+
+def _largest_difference(a: nn.Module, b: nn.Module) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
 def _cifar_like(n: int = 1024):
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
@@ -108,8 +119,7 @@ def test_sync_debug_mode_does_catch_a_sync():
 
 @pytest.mark.parametrize("kind", ["fcn", "cnn"])
 def test_fast_step_matches_the_reference_on_cuda(kind):
-    ours, ref = _model(kind), _model(kind)
-    opt, ref_opt = AGD(ours.parameters(), check_finite=False, foreach=True), AGD(ref.parameters(), foreach=False)
+    (ours, opt), (ref, ref_opt) = _twins(kind, foreach=(True, False))
     gen = torch.Generator(device=CUDA).manual_seed(1)
     loss_fn = SquareLoss(10)
     for _ in range(10):
@@ -119,14 +129,11 @@ def test_fast_step_matches_the_reference_on_cuda(kind):
             model.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             step()
-    diff = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), ref.parameters(), strict=True))
-    assert diff <= 1e-6
+    assert _largest_difference(ours, ref) <= 1e-6
 
 
 def test_whole_training_step_replays_in_a_cuda_graph():
-    eager, graphed = _model("fcn"), _model("fcn")
-    opt_e = AGD(eager.parameters(), check_finite=False)
-    opt_g = AGD(graphed.parameters(), check_finite=False)
+    (eager, opt_e), (graphed, opt_g) = _twins("fcn")
     loss_fn = SquareLoss(10)
     gen = torch.Generator(device=CUDA).manual_seed(2)
     batches = [(torch.randn(128, 3, 32, 32, device=CUDA, generator=gen),
@@ -162,14 +169,11 @@ def test_whole_training_step_replays_in_a_cuda_graph():
         opt_e.zero_grad(set_to_none=True)
         eta_e = step(eager, opt_e, x, y).item()
         assert etas[-1] == pytest.approx(eta_e, rel=1e-5)
-    diff = max((a - b).abs().max().item() for a, b in zip(eager.parameters(), graphed.parameters(), strict=True))
-    assert diff <= 1e-6
+    assert _largest_difference(eager, graphed) <= 1e-6
 
 
 def test_compiled_step_matches_eager_on_cuda():
-    eager, compiled = _model("cnn"), _model("cnn")
-    opt_e = AGD(eager.parameters(), check_finite=False)
-    opt_c = AGD(compiled.parameters(), check_finite=False)
+    (eager, opt_e), (compiled, opt_c) = _twins("cnn")
     loss_fn = SquareLoss(10)
 
     def train_step(model, opt, x, y):
@@ -185,5 +189,4 @@ def test_compiled_step_matches_eager_on_cuda():
         y = torch.randint(0, 10, (32,), device=CUDA, generator=gen)
         assert compiled_step(compiled, opt_c, x, y).item() == pytest.approx(
             train_step(eager, opt_e, x, y).item(), rel=1e-4)
-    diff = max((a - b).abs().max().item() for a, b in zip(eager.parameters(), compiled.parameters(), strict=True))
-    assert diff <= 1e-5
+    assert _largest_difference(eager, compiled) <= 1e-5

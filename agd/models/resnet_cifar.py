@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agd.models.common import flag, image_shape, positive_int
+from agd.models.common import cnn_arguments, residual_stages
 
 
 class PreActBasicBlock(nn.Module):
@@ -80,22 +80,9 @@ class PreActResNet(nn.Module):
     def __init__(self, block: type[nn.Module], blocks: tuple[int, int, int, int], *,
                  input_shape: tuple[int, int, int], num_classes: int, width: int, bias: bool, affine: bool):
         super().__init__()
-        name = type(self).__name__
-        in_channels = image_shape(name, input_shape)[0]
-        positive_int(name, "num_classes", num_classes)
-        positive_int(name, "width", width)
-        flag(name, "bias", bias)
-        flag(name, "affine", affine)
+        in_channels = cnn_arguments(type(self).__name__, input_shape, num_classes, width, bias, affine)
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=bias)
-        in_planes = width
-        stages = []
-        stage_widths = (width, 2 * width, 4 * width, 8 * width)
-        for planes, count, stride in zip(stage_widths, blocks, (1, 2, 2, 2), strict=True):
-            layers = []
-            for i in range(count):
-                layers.append(block(in_planes, planes, stride if i == 0 else 1, bias, affine))
-                in_planes = planes * block.expansion
-            stages.append(nn.Sequential(*layers))
+        stages, in_planes = residual_stages(block, blocks, width, bias, affine)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.fc = nn.Linear(in_planes, num_classes, bias=bias)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agd.models.common import flag, image_shape, positive_int
+from agd.models.common import cnn_arguments, residual_stages
 
 
 class Bottleneck(nn.Module):
@@ -53,24 +53,12 @@ class ResNet50ImageNet(nn.Module):
         # width: stem/first-stage width (64 in the paper); stages keep the ratios 1:2:4:8.
         # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
-        in_channels = image_shape("ResNet50ImageNet", input_shape)[0]
-        positive_int("ResNet50ImageNet", "num_classes", num_classes)
-        positive_int("ResNet50ImageNet", "width", width)
-        flag("ResNet50ImageNet", "bias", bias)
-        flag("ResNet50ImageNet", "affine", affine)
+        in_channels = cnn_arguments("ResNet50ImageNet", input_shape, num_classes, width, bias, affine)
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=bias)
         self.bn1 = nn.BatchNorm2d(width, affine=affine)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        in_planes = width
-        stages = []
-        stage_widths = (width, 2 * width, 4 * width, 8 * width)
-        for planes, count, stride in zip(stage_widths, (3, 4, 6, 3), (1, 2, 2, 2), strict=True):
-            layers = []
-            for i in range(count):
-                layers.append(Bottleneck(in_planes, planes, stride if i == 0 else 1, bias, affine))
-                in_planes = planes * Bottleneck.expansion
-            stages.append(nn.Sequential(*layers))
+        stages, in_planes = residual_stages(Bottleneck, (3, 4, 6, 3), width, bias, affine)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes, bias=bias)

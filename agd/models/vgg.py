@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agd.models.common import flag, image_shape, positive_int
+from agd.models.common import cnn_arguments
 
 # channels of each Conv3x3 -> BN -> ReLU stage; "M" is a 2x2 max-pool (docs/models.md)
 VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -28,11 +28,7 @@ class VGG16(nn.Module):
         # width: channels of the first stage (64 in the paper); every stage scales with it.
         # Smaller values exist only for the CPU-sized mini experiments (conf/scale/).
         super().__init__()
-        channels = image_shape("VGG16", input_shape)[0]
-        positive_int("VGG16", "num_classes", num_classes)
-        positive_int("VGG16", "width", width)
-        flag("VGG16", "bias", bias)
-        flag("VGG16", "affine", affine)
+        channels = cnn_arguments("VGG16", input_shape, num_classes, width, bias, affine)
         layers: list[nn.Module] = []
         for item in VGG16_LAYOUT:
             if item == "M":
