@@ -11,7 +11,7 @@ output's size. What differs per kind is which map the tensor is, and so its (out
 
     kind       parameter                     the map                          (out, in)     scale            init  in L
     bias       Linear/Conv bias, norm shift  b·1, (d, 1) on the constant 1    (d, 1)        sqrt(d)          0     no
-    norm       norm gain (its weight)        diag(γ), (d, d) diagonal         (d, d)        1                1     yes
+    norm       norm gain (its weight)        diag(γ), (d, d) diagonal         (d, d)        1                1     no
     embedding  Embedding(vocab, dim).weight  E^T, one-hot of vocab -> dim     (dim, vocab)  sqrt(dim/vocab)  below yes
 
 * bias: the input of a bias is the constant 1, a 1-dimensional input with entries of order
@@ -19,15 +19,19 @@ output's size. What differs per kind is which map the tensor is, and so its (out
   norm, i.e. by η/L per entry, the same size (η/L)·sqrt(d_out) as the largest change that the
   weight's update can make to the layer's output. It starts at zero, as biases usually do
   (a (d, 1) semi-orthogonal matrix times sqrt(d) would put ±1-sized entries in every output,
-  as large as the signal). A bias adds; it does not multiply the signal, so it does not make
-  the network deeper and does not count in L (deep relative trust compounds over the
-  multiplicative layers). The shift β of a norm layer is the same thing: a bias added to the
+  as large as the signal). The shift β of a norm layer is the same thing: a bias added to the
   normalised output, whose entries are of order one.
 * norm: the gain γ multiplies the normalised output entrywise, the diagonal matrix diag(γ) of
   shape (d, d). The paper's initialisation of a (d, d) matrix (orthogonal, times sqrt(d/d) = 1)
   restricted to diagonals is the identity, γ = 1, the usual start. Its gradient as a matrix is
-  diag(∇γ), whose Frobenius norm is ||∇γ||_2, so the update is (η/L)·∇γ/||∇γ||_2. It is a
-  multiplicative layer, so it counts in L.
+  diag(∇γ), whose Frobenius norm is ||∇γ||_2, so the update is (η/L)·∇γ/||∇γ||_2.
+* L counts layers, as in the paper: the maps between two nonlinearities. A bias or a norm's
+  gain and shift act on the features of the weight next to them with no nonlinearity in
+  between (conv -> BN -> ReLU; LayerNorm -> query/key/value), so they belong to that weight's
+  layer and add no depth: they move, and enter G, but do not count in L. (Counting the gains
+  nearly doubles L in a network with a norm after every weight, which halves every step: on
+  VGG-16 at small scale it cost 7 points of training accuracy after 12 epochs; see
+  docs/beyond.md.) Matrices, conv kernels and embeddings are layers and count.
 * embedding: nn.Embedding(vocab, dim) stores a (vocab, dim) tensor but maps a one-hot of size
   vocab to a vector of size dim, so it is the matrix E^T of shape (out, in) = (dim, vocab) and
   its scale is sqrt(dim/vocab), as the rule table orients it (agd/rules.py). With vocab <= dim
@@ -36,10 +40,10 @@ output's size. What differs per kind is which map the tensor is, and so its (out
   tokens' vectors orthogonal, and the paper's would give them unequal norms; so every token's
   vector is then set to the same norm, keeping the whole matrix's Frobenius norm
   sqrt(dim/vocab)·sqrt(dim) (`init_embedding_`). The update normalises the whole matrix, like
-  any matrix (tokens absent from the batch have zero gradient rows and stay put); it is a
-  layer, so it counts in L. (Reading the one-hot input as having norm 1, i.e. in = 1 and
-  scale sqrt(dim), is the other defensible choice; on the GPT of docs/beyond.md it changed the
-  validation loss after 600 steps by under 1%.)
+  any matrix (tokens absent from the batch have zero gradient rows and stay put). (Reading the
+  one-hot input as having norm 1, i.e. in = 1 and scale sqrt(dim), is the other defensible
+  choice; on the GPT of docs/beyond.md it changed the validation loss after 600 steps by under
+  1%.)
 
 A 1-D parameter of any other module (a custom gate, a learned temperature) has no known map,
 so it stays refused ("vector" kind in agd/rules.py): AGD cannot guess its scale.
@@ -117,7 +121,7 @@ def rule_fields() -> dict[str, dict]:
     return {
         "embedding": dict(fans=embedding_fans, init=init_embedding_, in_depth=True, implemented=True),
         "norm": dict(matches=_is_norm_gain, fans=norm_gain_fans, init=ones_, norms=vector_norm,
-                     in_depth=True, implemented=True),
+                     in_depth=False, implemented=True),
         "bias": dict(fans=bias_fans, init=zeros_, norms=vector_norm, in_depth=False, implemented=True),
     }
 

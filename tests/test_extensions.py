@@ -27,7 +27,7 @@ def extension_rules(monkeypatch):
 @pytest.mark.parametrize(("kind", "shape", "scale", "in_depth"), [
     ("bias", (4,), 2.0, False),                          # (4, 1) on the constant 1: sqrt(4/1)
     ("bias", (256,), 16.0, False),
-    ("norm", (7,), 1.0, True),                           # diag(γ), (7, 7): sqrt(7/7)
+    ("norm", (7,), 1.0, False),                          # diag(γ), (7, 7): sqrt(7/7)
     ("embedding", (1000, 16), math.sqrt(16 / 1000), True),  # one-hot of 1000 -> 16
 ])
 def test_scale_and_depth_per_kind(kind, shape, scale, in_depth):
@@ -91,14 +91,14 @@ def test_one_step_with_a_norm_gain_and_an_embedding_by_hand():
     model[0].weight.grad = torch.tensor([[0.0, 2.0], [0.0, 0.0]])  # ||.||_F = 2, scale sqrt(2/2) = 1
     model[1].weight.grad = torch.tensor([-3.0, 4.0])               # ||.|| = 5, scale 1
     optimizer = AGD(model, extensions=True)
-    assert optimizer.depth == 2
+    assert optimizer.depth == 1  # the gain belongs to the embedding's layer
     eta = optimizer.step().item()
-    summary = (1 * 2 + 1 * 5) / 2  # 3.5
-    expected_eta = math.log((1 + math.sqrt(1 + 4 * summary)) / 2)
+    summary = (1 * 2 + 1 * 5) / 1  # 7
+    expected_eta = math.log((1 + math.sqrt(1 + 4 * summary)) / 2)  # 1.4607...
     assert eta == pytest.approx(expected_eta, rel=1e-6)
-    torch.testing.assert_close(model[0].weight.detach(), torch.tensor([[1.0, -expected_eta / 2], [0.0, 1.0]]))
+    torch.testing.assert_close(model[0].weight.detach(), torch.tensor([[1.0, -expected_eta], [0.0, 1.0]]))
     torch.testing.assert_close(model[1].weight.detach(),
-                               torch.tensor([1 + expected_eta / 2 * 0.6, 1 - expected_eta / 2 * 0.8]))
+                               torch.tensor([1 + expected_eta * 0.6, 1 - expected_eta * 0.8]))
 
 
 def test_a_zero_bias_gradient_leaves_the_bias_in_place():

@@ -131,8 +131,6 @@ def test_adamw_cosine_bad_options(kwargs, message):
         AdamWCosine([nn.Parameter(torch.ones(2))], **{"lr": 0.1, "total_steps": 10, **kwargs})
 
 
-@pytest.mark.xfail(strict=True, reason="experiments/pipeline.py check_fits expects one output row per example; "
-                   "a token window has data.targets_per_example rows")
 def test_the_gpt_trains_on_a_text_file_through_the_training_loop(tmp_path):
     corpus = tmp_path / "text.txt.gz"
     corpus.write_bytes(gzip.compress(("abcabd" * 400).encode()))
