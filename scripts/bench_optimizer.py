@@ -180,6 +180,13 @@ def select_device(name: str, threads: int | None) -> torch.device:
     return device
 
 
+def hardware(device: torch.device) -> str:
+    """The GPU's name, or the CPU and the torch threads, for the tables' header line."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -199,10 +206,8 @@ def main(argv=None) -> None:
     device = select_device(args.device, args.threads)
     if args.inner is None:
         args.inner = 20 if device.type == "cuda" else 1
-    hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     what = f"whole iteration, batch {args.batch}" if args.whole_iteration else "step"
-    print(f"# AGD {what} benchmark: {device.type} ({hardware}), torch {torch.__version__}, "
+    print(f"# AGD {what} benchmark: {device.type} ({hardware(device)}), torch {torch.__version__}, "
           f"median of {args.repeats} repeats x {args.inner}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {os.getloadavg()[0]:.2f}")
     rows = []

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import statistics
 import time
 
 import numpy as np
 import torch
-from bench_optimizer import build, model_names, select_device
+from bench_optimizer import build, hardware, model_names, select_device
 from torch import nn
 
 from agd import AGD, init_weights
@@ -224,7 +223,7 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--models", default="fcn8x256,resnet18")
@@ -244,28 +243,20 @@ def main(argv=None) -> None:
                         help="only time FCN 8x256 epochs of IMAGES images with the update-size "
                              "metric off / from AGD's step / from a weight copy, and exit")
     args = parser.parse_args(argv)
-    names = model_names(parser, args.models)
-    device = select_device(args.device, args.threads)
-    cuda = device.type == "cuda"
-    if args.update_size_cost:
-        rows = update_size_cost(args.update_size_cost, args.batch, device)
-        print(f"# update-size metric cost: FCN 8x256, {args.update_size_cost:,} images, batch "
-              f"{args.batch}, {device.type}, {torch.get_num_threads()} threads, median of 3")
-        print("| update-size metric | epoch time (s) | vs off |")
-        print("|---|---|---|")
-        for name, seconds in rows:
-            print(f"| {name} | {seconds:.2f} | {100 * (seconds / rows[0][1] - 1):+.1f}% |")
-        return
-    cnn_images = args.cnn_images or (50_000 if cuda else 256)
-    hardware = (torch.cuda.get_device_name(device) if cuda
-                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    print(f"# training throughput: {device.type} ({hardware}), torch {torch.__version__}, "
-          f"batch {args.batch}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    if not cuda:
-        print(f"# CPU run: a CNN's epoch is limited to {cnn_images:,} images and ResNet-50 to a "
-              "small batch and a few steps (--cnn-images, --imagenet-batch, --imagenet-steps); "
-              "these are not full-size figures")
-    print()
+    return args, model_names(parser, args.models)
+
+
+def print_update_size_cost(args, device) -> None:
+    rows = update_size_cost(args.update_size_cost, args.batch, device)
+    print(f"# update-size metric cost: FCN 8x256, {args.update_size_cost:,} images, batch "
+          f"{args.batch}, {device.type}, {torch.get_num_threads()} threads, median of 3")
+    print("| update-size metric | epoch time (s) | vs off |")
+    print("|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.2f} | {100 * (seconds / rows[0][1] - 1):+.1f}% |")
+
+
+def print_epochs(args, names: list[str], device, cnn_images: int) -> None:
     print("| model | images in the epoch | ours (images/s) | reference (images/s) | ours / reference |")
     print("|---|---|---|---|---|")
     for name in names:
@@ -278,8 +269,10 @@ def main(argv=None) -> None:
                         if on)
         print(f"| {name} ({build(name)[1]}{flags}) | {n:,}{limited} | {ours:,.0f} | {ref:,.0f} | "
               f"{ours / ref:.2f}x |", flush=True)
-    if args.skip_imagenet:
-        return
+
+
+def print_resnet50(args, device) -> None:
+    cuda = device.type == "cuda"
     batch = args.imagenet_batch or (256 if cuda else 4)
     steps = args.imagenet_steps or (30 if cuda else 2)
     result = resnet50_throughput(batch, steps, warmup=3 if cuda else 1, device=device)
@@ -291,6 +284,26 @@ def main(argv=None) -> None:
     print("|---|---|---|---|")
     print(f"| {result['images_per_s']:,.1f} | {result['iteration_ms']:.1f} | {result['step_ms']:.2f} | "
           f"{100 * result['share']:.2f}% |")
+
+
+def main(argv=None) -> None:
+    args, names = parse_args(argv)
+    device = select_device(args.device, args.threads)
+    if args.update_size_cost:
+        print_update_size_cost(args, device)
+        return
+    cuda = device.type == "cuda"
+    cnn_images = args.cnn_images or (50_000 if cuda else 256)
+    print(f"# training throughput: {device.type} ({hardware(device)}), torch {torch.__version__}, "
+          f"batch {args.batch}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    if not cuda:
+        print(f"# CPU run: a CNN's epoch is limited to {cnn_images:,} images and ResNet-50 to a "
+              "small batch and a few steps (--cnn-images, --imagenet-batch, --imagenet-steps); "
+              "these are not full-size figures")
+    print()
+    print_epochs(args, names, device, cnn_images)
+    if not args.skip_imagenet:
+        print_resnet50(args, device)
 
 
 if __name__ == "__main__":
