@@ -122,9 +122,9 @@ def gpt_figure(scale: str, runs, out):
 
 
 def transfer_figure(scale: str, runs, out):
-    _, df = ps.figure_runs("beyond_gpt", scale, runs)
+    ps.setup()
     name = f"beyond_transfer_{scale}"
-    final = rd.final_rows(rd.complete(df))
+    final = rb.transfer_final(runs, scale)
     sizes = rb.widths(rb.final_at(final, rb.ADAMW)) if not final.empty else []
     if len(sizes) < 2:
         return ps.no_runs_figure("beyond_transfer", scale, out, runs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import claims as cl
+import pandas as pd
 import plot_style as ps
 import rundata as rd
 
@@ -104,8 +105,14 @@ def gpt_rows(root, scale: str) -> list[str]:
     return lines
 
 
+def transfer_final(root, scale: str):
+    """Final rows of every width: beyond_transfer's narrower ones and beyond_gpt's own."""
+    frames = [f for f in (group_frame(root, base, scale) for base in ("beyond_gpt", "beyond_transfer")) if not f.empty]
+    return rd.final_rows(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+
+
 def transfer_rows(root, scale: str) -> list[str]:
-    final = rd.final_rows(group_frame(root, "beyond_gpt", scale))
+    final = transfer_final(root, scale)
     sizes = widths(final_at(final, ADAMW)) if not final.empty else []
     if len(sizes) < 2:
         return [f"beyond_transfer ({scale}): not run."]
@@ -149,7 +156,7 @@ def transfer_rows(root, scale: str) -> list[str]:
 def rows(runs_root: Path, scale: str) -> list[str]:
     """The beyond-the-paper section's Markdown lines for one scale (one line when nothing ran)."""
     title = f"### Beyond the paper: whole models, a small GPT, width transfer ({scale})"
-    if all(group_frame(runs_root, base, scale).empty for base in ("beyond_bias", "beyond_gpt")):
+    if all(group_frame(runs_root, base, scale).empty for base in ("beyond_bias", "beyond_gpt", "beyond_transfer")):
         return [title, "", f"Not run at scale {scale} (docs/beyond.md has the commands).", ""]
     return [title, "",
             "Outside the paper: docs/beyond.md (rules, GPT, corpus); `mean ± std (n=seeds)`.", "",

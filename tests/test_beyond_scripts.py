@@ -45,15 +45,15 @@ def run(root, group, name, *, opt, finals, model="agd.models.gpt.GPT", width=32,
 
 @pytest.fixture
 def runs(tmp_path):
-    root, gpt, bias = tmp_path / "runs", "beyond_gpt_small", "beyond_bias_small"
+    root, gpt, bias, transfer = tmp_path / "runs", "beyond_gpt_small", "beyond_bias_small", "beyond_transfer_small"
     run(root, gpt, "optimizer=agd_whole_model", opt="agd_whole_model", finals=[2.0, 2.1, 2.2])  # 2.1 ± 0.1
     for lr, finals in ((0.003, [2.5, 2.5, 2.5]), (0.01, [1.8, 1.8, 1.9]), (0.03, [2.0, 2.0, 2.0])):
         run(root, gpt, f"optimizer.lr={lr},optimizer=adamw_cosine", opt="adamw_cosine", lr=lr, finals=finals)
     run(root, gpt, "optimizer=prodigy", opt="prodigy", finals=[2.6, 2.6, 2.7])
     # width 8: AdamW's best is 0.03; at width 32 (above) it is 0.01, and 0.03 costs 0.167 there
-    run(root, gpt, "model.width=8,optimizer=agd_whole_model", opt="agd_whole_model", width=8, finals=[2.4] * 3)
+    run(root, transfer, "model.width=8,optimizer=agd_whole_model", opt="agd_whole_model", width=8, finals=[2.4] * 3)
     for lr, finals in ((0.003, [2.9] * 3), (0.01, [2.5] * 3), (0.03, [2.3] * 3)):
-        run(root, gpt, f"model.width=8,optimizer.lr={lr},optimizer=adamw_cosine", opt="adamw_cosine", lr=lr,
+        run(root, transfer, f"model.width=8,optimizer.lr={lr},optimizer=adamw_cosine", opt="adamw_cosine", lr=lr,
             width=8, finals=finals)
     vgg, resnet = "agd.models.VGG16", "agd.models.PreActResNet18"
     run(root, bias, "model=vgg16,optimizer=agd", opt="agd", model=vgg, width=8, finals=[0.60, 0.62, 0.64],
