@@ -117,7 +117,8 @@ def gpt_figure(scale: str, runs, out):
                  f"{cfg['batch_size']}, character-level Jargon File", y=1.03)
     fig.tight_layout()
     fig.legend(handles=axes[0].get_legend_handles_labels()[0], loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
+    ps.scale_note(fig, scale, text="GPT on the Jargon File; wall time as recorded, on a CPU shared with other jobs",
+                  problems=rd.budget_problems(df, name))
     return ps.save(fig, name, out, runs)
 
 
