@@ -174,3 +174,31 @@ def test_unexpected_exception_marks_the_run_failed_and_propagates(tmp_path, comp
         pipeline.run(compose(["epochs=1", "logger=none", "progress=false", "model.width=16"]), run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["status"], summary["error"]) == ("failed", "RuntimeError: simulated out of memory")
+
+
+def test_every_run_records_the_precision_it_used(tmp_path, compose):
+    from experiments import pipeline
+
+    for amp, precision in (("off", "fp32"), ("bf16", "bf16-autocast")):
+        run_dir = tmp_path / amp
+        summary = pipeline.run(compose(["epochs=1", "logger=none", "progress=false", "model.width=16",
+                                        f"amp={amp}", "device=cpu"]), run_dir)
+        facts = json.loads((run_dir / "facts.json").read_text())
+        assert (summary["precision"], facts["precision"]) == (precision, precision)
+        assert summary["channels_last"] is False and facts["channels_last"] is False  # an FCN
+        assert facts["device"] == "cpu" and facts["world_size"] == 1
+        df = load_runs(run_dir)
+        assert (df["facts.precision"] == precision).all()
+
+
+def test_the_run_name_leaves_out_the_settings_that_do_not_change_a_run(compose):
+    from experiments import pipeline
+
+    cfg = compose(["device=cpu", "progress=false", "model.depth=3"], return_hydra_config=True)
+    excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
+    assert excluded == pipeline.run_name_excluded_keys()
+    assert {"device", "progress", "resume", "logger", "tags", "data.root"} <= set(excluded)
+    stored = {"device": "cuda", "progress": True, "logger": {"mode": "online"}, "data": {"root": "/a", "seed": 1}}
+    moved = {"device": "cpu", "progress": False, "logger": {"mode": "offline"}, "data": {"root": "/b", "seed": 1}}
+    assert pipeline.semantic_config(stored) == pipeline.semantic_config(moved)  # the same run, resumable
+    assert pipeline.semantic_config(stored) != pipeline.semantic_config({**moved, "data": {"seed": 2}})
