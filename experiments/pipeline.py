@@ -236,8 +236,9 @@ def build(cfg: DictConfig) -> Parts:
     torch.manual_seed(cfg.seed)
     data = _build("data", cfg.data)
     model = build_model(cfg.model, data)
-    if cfg.optimizer.init == "paper":
-        init_weights(model, torch.Generator().manual_seed(cfg.seed))
+    if cfg.optimizer.init == "paper":  # the optimiser's `extensions` also covers the init's rules
+        init_weights(model, torch.Generator().manual_seed(cfg.seed),
+                     extensions=bool(cfg.optimizer.get("extensions", False)))
     model.to(device)
     amp_dtype, channels_last = speed_settings(cfg, model, device)
     if channels_last:
