@@ -99,8 +99,9 @@ def test_mini_scale_runs_one_epoch(compose, name, tmp_path):
 
     grid = compose([f"experiment={name}", "scale=mini"], return_hydra_config=True)
     assert grid.scale == "mini" and grid.group == f"{name.removesuffix('_baselines')}_mini"
-    if name in PAPER_EXPERIMENTS:
-        assert grid.data._target_ in ("agd.data.mnist1d.load", "agd.data.digits.load")
+    if name in PAPER_EXPERIMENTS:  # offline data only
+        assert grid.data._target_ in ("agd.data.mnist1d.load", "agd.data.digits.load",
+                                      "agd.data.fashion_mnist.load")
     if grid.data._target_ == "agd.data.digits.load":
         assert grid.data.channels == 3
     point = _first_grid_point(grid)

@@ -267,21 +267,19 @@ def test_a_sweep_whose_jobs_fail_exits_1(tmp_path):
         assert state == {"status": "failed", "error": f"model: FCN depth must be an integer >= 2, got {depth}."}
 
 
-def test_a_sweep_whose_runs_diverge_exits_3_and_the_driver_counts_them_as_results(tmp_path, monkeypatch):
+def test_a_sweep_whose_runs_diverge_exits_3_and_they_stay_results(tmp_path):
     runs = tmp_path / "runs"
     proc = run_train(["-m", "optimizer=sgd", "optimizer.lr=0.1,1e6", "epochs=1", *QUIET, "group=fig2_mini"],
                      runs, timeout=300)
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert one_error_line(proc.stderr) == (
         "sweep: 1 of 2 jobs diverged (a non-finite loss: each run's summary.json says where) and none failed")
+    # the reproduce driver tells a diverged lr-sweep point (a result) from a failure by this status
     diverged = summary(runs / "fig2_mini" / "epochs=1,optimizer.lr=1000000.0,optimizer=sgd")
     assert diverged["status"] == "diverged" and "non-finite" in diverged["error"]
     assert "Lower the learning rate" in diverged["error"]
     assert summary(runs / "fig2_mini" / "epochs=1,optimizer.lr=0.1,optimizer=sgd")["status"] == "complete"
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    import reproduce
-
-    assert reproduce.failed_runs(runs, "fig2", "mini") == []
+    assert list(load_runs(runs)["optimizer.lr"].unique()) == [0.1]  # the diverged run has no rows to plot
 
 
 # ------------------------------------------------------------ 9. one sentence and exit 2
@@ -393,9 +391,8 @@ def test_a_corrupt_cifar_batch_is_one_sentence(tmp_path):
     proc = run_train(["data=cifar10", f"data.root={root}", "data.download=false", "model=vgg16",
                       "epochs=1", *QUIET], tmp_path / "runs", timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert one_error_line(proc.stderr) == (
-        "error: data: a file of agd.data.cifar.load_cifar10 is corrupt (pickle data was truncated); delete "
-        "the dataset's files under data.root (or $DATA_DIR) and fetch them again.")
+    line = one_error_line(proc.stderr)
+    assert line.startswith(f"error: data: {batch} ") and "pickle data was truncated" in line
 
 
 def test_pull_wandb_without_an_api_key_is_one_sentence(tmp_path):
