@@ -1,5 +1,5 @@
 """The device loader's augmentation against torchvision's RandomCrop(32, padding=4) +
-RandomHorizontalFlip, and the one-visit-per-epoch contract of both loaders (PAPER.md §4)."""
+RandomHorizontalFlip, and the one-visit-per-epoch contract of both loaders (docs/data.md)."""
 
 from __future__ import annotations
 
