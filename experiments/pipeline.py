@@ -341,8 +341,6 @@ def _run(cfg: DictConfig, store: RunStore, overrides) -> dict:
             return _train_owned(cfg, config, store, parts, previous, guard, overrides)
 
 
-
-
 def _rng_states() -> dict:
     """Every global generator a run may touch. The data order and the paper init use their own
     generators seeded from (seed, epoch) and seed, so they need no saving."""
