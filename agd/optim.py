@@ -114,7 +114,7 @@ class AGD(Optimizer):
             # Step 3: W_k ← W_k − (η/L)·scale_k·gain · ∇W_k[block] / ||∇W_k[block]||_F, block by
             # block; a block whose gradient is zero has 0/0 := 0 and stays put.
             coef = torch.where(norm > 0, eta / depth * rule.scale(p.shape) * gain / norm, 0.0)
-            if self.measure_update_size:  # ||ΔW_k||_F / ||W_k||_F, from ||ΔW_k[block]|| = coef·norm
+            if self.measure_update_size and rule.in_depth:  # ||ΔW_k||_F/||W_k||_F over the L tensors
                 weight_norm = torch.linalg.vector_norm(p, dtype=norm.dtype)
                 moved.append(torch.where(weight_norm > 0, (coef * norm).norm() / weight_norm, 0.0))
             p.addcmul_(g, coef, value=-1)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from agd import extensions
 from agd.functional import semi_orthogonal
 
 Shape = tuple[int, ...]
@@ -98,6 +99,7 @@ RULES: dict[str, Rule] = {rule.kind: rule for rule in (
     Rule("matrix", _rank(2), fans=lambda shape: (shape[0], shape[1])),
     Rule("conv", _rank(4), fans=lambda shape: (shape[0], shape[1])),
 )}
+extensions.register(RULES)  # the rules beyond the paper (agd/extensions.py), used only with extensions=True
 
 
 def kind_of(param: torch.Tensor, module: nn.Module | None = None, attr: str = "") -> str | None:

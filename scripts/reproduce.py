@@ -64,8 +64,8 @@ FIGURES: dict[str, tuple[list[str], str | None]] = {
     # beyond the paper: parameter-free peers on the showcase-a and fig2 settings, biases,
     # a small transformer and transfer across widths
     "beyond": (["showcase_a", "beyond_showcase_a", "fig2", "fig2_baselines", "beyond_fig2",
-                "beyond_bias", "beyond_gpt", "beyond_gpt_adamw", "beyond_transfer",
-                "beyond_transfer_adamw"], "plot_beyond"),
+                "beyond_bias", "beyond_gpt", "beyond_gpt_baselines", "beyond_transfer",
+                "beyond_transfer_baselines"], "plot_beyond"),
 }
 ALL = ["showcase_a", "fig2", "fig3", "fig4", "showcase_b", "showcase_c", "fig1", "table1", "beyond"]
 OWN = {"figure": "all", "scale": "mini", "plot_only": "false", "runs": None, "out": None,

@@ -19,8 +19,9 @@ def eta_of(summary: float) -> float:
 def test_kinds_come_from_the_module_not_only_the_rank():
     model = nn.Sequential(nn.Embedding(1000, 16), nn.Linear(16, 8, bias=False), nn.LayerNorm(8),
                           nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4))
-    assert classify(model) == {"0.weight": "embedding", "1.weight": "matrix", "2.weight": "norm", "2.bias": "norm",
-                               "3.weight": "conv", "3.bias": "bias", "4.weight": "norm", "4.bias": "norm"}
+    # a norm layer's gain is "norm"; its shift, like any bias, is "bias" (docs/beyond.md)
+    assert classify(model) == {"0.weight": "embedding", "1.weight": "matrix", "2.weight": "norm", "2.bias": "bias",
+                               "3.weight": "conv", "3.bias": "bias", "4.weight": "norm", "4.bias": "bias"}
     # without a module, a tensor is known by its rank alone
     assert [rule_for(torch.ones(s)).kind for s in [(1000, 16), (4, 1, 3, 3)]] == ["matrix", "conv"]
 
@@ -56,10 +57,20 @@ def test_kinds_outside_the_paper_are_refused_by_init_and_by_agd(model, message):
         init_weights(model)
     with pytest.raises(ValueError, match=message):
         AGD(model)
+    # with extensions=True they have rules (agd/extensions.py): accepted by both
+    init_weights(model, extensions=True)
+    AGD(model, extensions=True)
+
+
+def test_a_vector_of_unknown_role_is_refused_even_with_extensions():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 4, bias=False)
+            self.temperature = nn.Parameter(torch.ones(4))
+
     with pytest.raises(NotImplementedError, match="not available yet"):
-        init_weights(model, extensions=True)
-    with pytest.raises(NotImplementedError, match="not available yet"):
-        AGD(model, extensions=True)
+        AGD(Scaled(), extensions=True)
 
 
 @pytest.mark.parametrize(("tensor", "message"), [
