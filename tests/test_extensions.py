@@ -160,3 +160,24 @@ def test_an_ordinary_model_trains_with_the_two_lines():
         losses.append(loss.item())
     assert losses[-1] < 0.25 * losses[0]
     assert all(math.isfinite(v) for v in losses)
+
+
+def test_whole_model_update_size_averages_over_the_tensors_in_depth():
+    # biases and norm gains move but are not in L: the reported (1/L) Σ_k ||ΔW_k||/||W_k|| must be
+    # over the weight matrices only, equal to the change measured from copies of them
+    from agd.models import FCN
+
+    torch.manual_seed(0)
+    model = FCN(depth=3, width=16, input_shape=(8,), num_classes=4, bias=True)
+    init_weights(model, extensions=True)
+    opt = AGD(model, extensions=True)
+    opt.measure_update_size = True
+    for _ in range(3):  # from step 2 on the biases are non-zero, so counting them would show
+        before = [p.detach().clone() for p in model.parameters() if p.dim() == 2]
+        loss = model(torch.randn(32, 8)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        after = [p.detach() for p in model.parameters() if p.dim() == 2]
+        measured = sum(((a - b).norm() / b.norm()).item() for a, b in zip(after, before, strict=True)) / 3
+        assert opt.state["update_size"].item() == pytest.approx(measured, rel=1e-5)
