@@ -179,7 +179,10 @@ def check_fits(model: torch.nn.Module, data) -> None:
 def build_optimizer(node: DictConfig, model: torch.nn.Module):
     kwargs = {k: v for k, v in node.items() if k not in ("_target_", "init")}
     target = OmegaConf.create({"_target_": node._target_, **kwargs})
-    return _build("optimizer", target, params=model.parameters())
+    # with extensions the optimiser gets the model, so each parameter's module decides its rule
+    # (an nn.Embedding weight is the transpose of a Linear's); otherwise its tensors
+    params = model if node.get("extensions") else model.parameters()
+    return _build("optimizer", target, params=params)
 
 
 def semantic_config(config: dict) -> dict:

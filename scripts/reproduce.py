@@ -46,6 +46,8 @@ from pathlib import Path
 
 import rundata as rd
 
+from experiments.sweep import EXIT_DIVERGED
+
 REPO_ROOT = rd.REPO_ROOT
 FOLLOWUPS_CSV = rd.FIGURES_DIR / "followups.csv"
 
@@ -163,7 +165,7 @@ def _finish(experiment: str, scale: str, proc: subprocess.Popen, started: float)
     name = proc.log.name  # type: ignore[attr-defined]
     print(f"  {experiment}: exit {proc.returncode} after {time.perf_counter() - started:.0f} s (log: {name})",
           flush=True)
-    if proc.returncode == 0:
+    if proc.returncode in (0, EXIT_DIVERGED):  # diverged runs of a learning-rate sweep are results
         return None
     tail = Path(name).read_text().strip().splitlines()[-3:]
     return f"{experiment} at scale={scale} exited {proc.returncode}: " + " | ".join(tail)

@@ -42,7 +42,7 @@ def _train_small(info: distributed.DistEnv):
                   world_size=info.world_size)
     train_loader = DeviceLoader(x[:N_TRAIN], y[:N_TRAIN], BATCH, shuffle=True, seed=3, **common)
     test_loader = DeviceLoader(x[N_TRAIN:], y[N_TRAIN:], 20, **common)
-    model = FCN(depth=3, width=64, in_dim=FEATURES, out_dim=CLASSES)
+    model = FCN(depth=3, width=64, input_shape=(FEATURES,), num_classes=CLASSES)
     init_weights(model, torch.Generator().manual_seed(0))
     optimizer = AGD(model.parameters(), check_finite=False)
     rows = train(distributed.wrap_model(model, info), optimizer, train_loader, test_loader,
@@ -78,7 +78,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
           f"max |Δw| = {max_diff:.3e}")
     assert max_diff < 1e-5
     # the weights did move: a broken all-reduce that left both at init would not pass this
-    start = FCN(depth=3, width=64, in_dim=FEATURES, out_dim=CLASSES)
+    start = FCN(depth=3, width=64, input_shape=(FEATURES,), num_classes=CLASSES)
     init_weights(start, torch.Generator().manual_seed(0))
     assert max((ref_model.state_dict()[k] - v).abs().max().item()
                for k, v in start.state_dict().items()) > 1e-3

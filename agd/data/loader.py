@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-PAD = 4  # pixels of zero padding before the random crop (PAPER.md §4)
+PAD = 4  # pixels of zero padding before the random crop (docs/data.md)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -26,43 +26,23 @@ def _flat_size(input_shape) -> int:
     return math.prod(input_shape)
 
 
-def _resolve(new, old, new_key: str, old_key: str):
-    """The value given under the uniform name or the earlier one; both must agree if both are given."""
-    if new is None and old is None:
-        raise ValueError(f"FCN needs {new_key}= (the dataset's {new_key}).")
-    if new is not None and old is not None and new != old:
-        raise ValueError(f"FCN got {new_key} {new!r} and {old_key} {old!r}, which disagree; pass {new_key} only.")
-    return new if new is not None else old
-
-
 class FCN(nn.Module):
     """The paper's bias-free MLP: Linear(d0→width), (depth−2)×Linear(width→width),
     Linear(width→num_classes), with ReLU·√2 after every layer but the last; the input is
     flattened, d0 = prod(input_shape). `depth` counts the linear layers.
 
-    `bias=True` (beyond the paper; off by default) gives every linear layer a bias.
-
-    The uniform model arguments are the keywords `input_shape` and `num_classes`; `in_dim` and
-    `out_dim` (the flattened input size and the class count) are their earlier names, still
-    accepted until every caller passes the uniform ones.
+    `bias=True` (beyond the paper; off by default) gives every linear layer a bias. Like every
+    model here it takes the dataset's `input_shape` and `num_classes` as keywords.
     """
 
-    def __init__(self, depth: int, width: int, in_dim: int | None = None, out_dim: int | None = None, *,
-                 input_shape: tuple[int, ...] | None = None, num_classes: int | None = None,
+    def __init__(self, depth: int, width: int, *, input_shape: tuple[int, ...], num_classes: int,
                  bias: bool = False):
         super().__init__()
         positive_int("FCN", "depth", depth, 2)
         positive_int("FCN", "width", width)
+        positive_int("FCN", "num_classes", num_classes)
         flag("FCN", "bias", bias)
-        if in_dim is not None:
-            positive_int("FCN", "in_dim", in_dim)
-        if out_dim is not None:
-            positive_int("FCN", "out_dim", out_dim)
-        if num_classes is not None:
-            positive_int("FCN", "num_classes", num_classes)
-        d0 = _resolve(None if input_shape is None else _flat_size(input_shape), in_dim,
-                      "input_shape", "in_dim")
-        classes = _resolve(num_classes, out_dim, "num_classes", "out_dim")
+        d0, classes = _flat_size(input_shape), num_classes
         self.depth, self.width = depth, width
         dims = [d0] + [width] * (depth - 1) + [classes]
         layers: list[nn.Module] = []
