@@ -70,6 +70,10 @@ def test_each_did_not_hold_has_a_follow_up_line(tmp_path, monkeypatch):
     section = records_of(root)[0].split("## Follow-ups")[1].split("## Run groups")[0]
     assert "double budget (seed 0, 2× epochs), `fig3_small_x2`: adjacent width pairs: 6 held **held**" in section
     assert "four times the widths, `fig3_small_wide`: adjacent width pairs: 6 held **held**" in section
+    # every claim also has a double-budget cell in the claim table, next to its small-scale cell
+    row = next(line for line in records_of(root)[0].splitlines() if line.startswith("| fig3.wider_trains_better"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4].endswith("**did not hold**") and cells[5] == "adjacent width pairs: 6 held **held**"
 
 
 def test_mixed_budgets_are_not_judged(tmp_path):
