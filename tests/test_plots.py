@@ -183,7 +183,8 @@ def test_report_verdicts_at_mini_scale(runs, monkeypatch):
     assert got[("fig3.best_cell", "mini")]["mean"].startswith("depth 8 / widest")
     assert got[("fig4.eta_dips_more_at_large_batch", "mini")]["verdict"] == "held"
     assert got[("showcase_b.agd_vs_best_test", "mini")]["mean"] == pytest.approx(-5.0)
-    assert "| paper | small | small, 2× epochs (seed 0) | mini |" in text and "Beyond the paper" in text and "Prodigy" in text
+    assert "| paper | small | small, 2× epochs (seed 0) | mini |" in text
+    assert "Beyond the paper" in text and "Prodigy" in text
 
 
 def test_pull_wandb_writes_the_run_schema(tmp_path):
