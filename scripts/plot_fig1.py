@@ -57,8 +57,8 @@ def draw_panel(top, bottom, df, baseline: str) -> None:
 def panel_title(title: str, df, scale: str) -> str:
     if scale == "paper" or df.empty:
         return title
-    model = title.split(",")[0]
-    return f"{model}, {ps.dataset_name(df['data._target_'].iloc[0])} ({scale})"
+    model = title.split(",")[0]  # two lines: four panels side by side leave little width
+    return f"{model}\n{ps.dataset_name(df['data._target_'].iloc[0])} ({scale})"
 
 
 def legend_handles() -> list:
