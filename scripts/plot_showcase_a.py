@@ -35,17 +35,10 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     ax.axhline(100 / CLASSES, color="0.5", linewidth=0.6, linestyle="--")
     ax.text(0.01, 100 / CLASSES + 1.5, "chance", fontsize=6, color="0.4",
             transform=ax.get_yaxis_transform())
-    ps.log_epochs(ax)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 102)
     cfg = df.iloc[0]
-    ax.set_title(f"FCN depth {cfg['model.depth']} width {cfg['model.width']}, "
-                 f"{ps.dataset_name(cfg['data._target_'])}")
-    handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
-    return ps.save(fig, name, out, runs)
-
+    title = f"FCN depth {cfg['model.depth']} width {cfg['model.width']}, {ps.dataset_name(cfg['data._target_'])}"
+    return ps.finish_accuracy_figure(fig, ax, df, title=title, ylabel="accuracy (%)", name=name, scale=scale,
+                                     out=out, runs=runs)
 
 if __name__ == "__main__":
     sys.exit(ps.cli(plot, sys.argv[1:]))

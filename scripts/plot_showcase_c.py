@@ -28,17 +28,10 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
         text = ps.label(opt) + (" (lr 0.1, no decay)" if opt == "sgd" else "") + f", {ps.seeds_text(r)}"
         ps.seed_line(ax, r, "train_acc", ps.color(opt), factor=100, label=text, **ps.TRAIN_STYLE)
         ps.seed_line(ax, r, "test_acc", ps.color(opt), factor=100, **ps.TEST_STYLE)
-    ps.log_epochs(ax)
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_ylim(0, 102)
     cfg = df.iloc[0]
-    ax.set_title(f"ResNet-50 (ImageNet layout), {ps.dataset_name(cfg['data._target_'])}, "
-                 f"batch {cfg['batch_size']}")
-    handles, _ = ax.get_legend_handles_labels()
-    ax.legend(handles=handles + ps.split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
-    return ps.save(fig, name, out, runs)
-
+    title = f"ResNet-50 (ImageNet layout), {ps.dataset_name(cfg['data._target_'])}, batch {cfg['batch_size']}"
+    return ps.finish_accuracy_figure(fig, ax, df, title=title, ylabel="top-1 accuracy (%)", name=name,
+                                     scale=scale, out=out, runs=runs)
 
 if __name__ == "__main__":
     sys.exit(ps.cli(plot, sys.argv[1:]))

@@ -195,6 +195,20 @@ def save(fig, name: str, out: str | os.PathLike | None = None, runs=None,
     return paths
 
 
+def finish_accuracy_figure(fig, ax, df, *, title: str, ylabel: str, name: str, scale: str, out=None,
+                           runs=None) -> list[Path]:
+    """The common end of the one-panel accuracy-per-epoch figures (showcase a and c): log epoch
+    axis, 0-100% accuracy, the train/test legend beside the axes, the scale and budget note, save."""
+    log_epochs(ax)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 102)
+    ax.set_title(title)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + split_legend(ax), loc="center left", bbox_to_anchor=(1.0, 0.5))
+    scale_note(fig, scale, problems=rd.budget_problems(df, name))
+    return save(fig, name, out, runs)
+
+
 def empty_figure(name: str, message: str, out=None, runs=None) -> list[Path]:
     """A placeholder that says plainly why a figure has no data (e.g. runs not launched)."""
     setup()
