@@ -42,7 +42,7 @@ run's directory below the runs root. Rebuild every figure and REPORT.md from it 
 
 def compact(df: pd.DataFrame, steps: bool) -> pd.DataFrame:
     """The columns worth committing, in a stable order (rows sorted by run, then epoch/step)."""
-    keep = [c for c in df.columns if c.startswith(("optimizer.", "model."))]
+    keep = [c for c in df.columns if c.startswith(("optimizer.", "model.", "data."))]
     keep += [c for c in rd.CONFIG_COLUMNS if c in df.columns]
     metrics = [c for c in (STEP_COLUMNS if steps else EPOCH_COLUMNS) if c in df.columns]
     order = ["run", "step"] if steps else ["run", "epoch"]
