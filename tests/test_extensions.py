@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from training import cross_entropy_losses
 
 from agd import extensions
 from agd.init import init_weights
@@ -151,13 +152,7 @@ def test_an_ordinary_model_trains_with_the_two_lines():
     model = _OrdinaryModel()
     init_weights(model, extensions=True)                 # line 1
     optimizer = AGD(model, extensions=True)              # line 2
-    losses = []
-    for _ in range(60):
-        loss = nn.functional.cross_entropy(model(tokens), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = cross_entropy_losses(model, optimizer, tokens, targets, steps=60)
     assert losses[-1] < 0.25 * losses[0]
     assert all(math.isfinite(v) for v in losses)
 
