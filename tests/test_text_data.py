@@ -4,13 +4,16 @@ Debian corpus when it is installed."""
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from agd.data import make_loaders
-from agd.data.text import DEFAULT_PATH, encode, load, read_text
+from agd.data.text import DEFAULT_PATH, TokenData, encode, load, read_text
+from agd.losses import CrossEntropyLoss
+from agd.train import evaluate
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40  # 1,800 characters
 
@@ -103,9 +106,58 @@ def test_bad_options_name_the_key(corpus, kwargs, message):
         load(path=str(corpus), **kwargs)
 
 
+def _tiny(val_windows: int = 0) -> TokenData:
+    """Training split "aaba", validation split "abcab", windows of 2: 'c' never occurs in training."""
+    ids = {"a": 0, "b": 1, "c": 2}
+    return TokenData(name="tiny", train_tokens=torch.tensor([ids[c] for c in "aaba"]),
+                     val_tokens=torch.tensor([ids[c] for c in "abcab"]), vocab="abc", context=2,
+                     steps_per_epoch=1, val_windows=val_windows)
+
+
+def test_count_model_floors_by_hand():
+    # Validation windows start at 0 and 2: "ab"->"bc" and "ca"->"ab", so the targets are b, c, a, b
+    # and the characters before them a, b, c, a. Add-1/2 smoothing over V = 3 characters:
+    # unigram counts a 3, b 1, c 0 of N = 4: p = (n + 1/2) / 5.5.
+    unigram = -(math.log(1.5 / 5.5) + math.log(0.5 / 5.5) + math.log(3.5 / 5.5) + math.log(1.5 / 5.5)) / 4
+    # training pairs aa, ab, ba: after a, {a 1, b 1, c 0} + 1/2 over 3.5; after b, {a 1} + 1/2 over
+    # 2.5; after c (never seen), uniform 1/3.
+    bigram = -(math.log(1.5 / 3.5) + math.log(0.5 / 2.5) + math.log(0.5 / 1.5) + math.log(1.5 / 3.5)) / 4
+    floors = _tiny().floors()
+    assert floors == pytest.approx({"unigram": unigram, "bigram": bigram}, rel=1e-12)
+    first_window = _tiny(val_windows=1).floors()   # targets b, c after a, b only
+    assert first_window["bigram"] == pytest.approx(-(math.log(1.5 / 3.5) + math.log(0.5 / 2.5)) / 2, rel=1e-12)
+    assert _tiny().floors(k=1.0)["unigram"] == pytest.approx(
+        -(math.log(2 / 7) + math.log(1 / 7) + math.log(4 / 7) + math.log(2 / 7)) / 4, rel=1e-12)
+    with pytest.raises(ValueError, match="k must be > 0"):
+        _tiny().floors(k=0.0)
+
+
+class _Bigram(torch.nn.Module):
+    """A model whose logits at each position are the log bigram probabilities of its input."""
+
+    def __init__(self, log_probs: torch.Tensor):
+        super().__init__()
+        self.log_probs = torch.nn.Parameter(log_probs)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.log_probs[ids.reshape(-1)]
+
+
+def test_the_bigram_floor_is_the_loss_the_training_loop_reports_for_a_bigram_model(corpus):
+    data = load(path=str(corpus), context=8, val_windows=5)
+    v = data.num_classes
+    counts = torch.bincount(data.train_tokens[:-1] * v + data.train_tokens[1:], minlength=v * v)
+    probs = (counts.double().view(v, v) + 0.5) / (counts.double().view(v, v) + 0.5).sum(1, keepdim=True)
+    _, val = make_loaders(data, 4, seed=0, device="cpu", eval_batch_size=16)
+    loss, _ = evaluate(_Bigram(probs.log().float()), val, CrossEntropyLoss())
+    assert loss.item() == pytest.approx(data.floors()["bigram"], rel=1e-5)
+
+
 @pytest.mark.skipif(not Path(DEFAULT_PATH).is_file(), reason="the Debian package jargon-text is not installed")
 def test_the_jargon_file_as_shipped_by_debian():
     data = load()
     assert len(data.train_tokens) + len(data.val_tokens) == 1_618_757
     assert data.num_classes == 155
     assert "hacker" in data.decode(data.val_tokens[:20_000])
+    floors = data.floors()
+    assert math.isfinite(floors["bigram"]) and floors["bigram"] < floors["unigram"] < math.log(155)
