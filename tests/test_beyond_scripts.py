@@ -1,23 +1,21 @@
-"""scripts/report_beyond.py and scripts/plot_beyond.py on a synthetic runs tree in the real on-disk
-schema (agd.results' writers), with final values chosen so every verdict is known in advance."""
+"""The beyond-the-paper report rows (report_beyond) and figures (plots/beyond.py) on a synthetic
+runs tree in the real on-disk schema (agd.results' writers), with final values chosen so every
+verdict is known in advance."""
 
 from __future__ import annotations
-
-import importlib
-from pathlib import Path
 
 import pytest
 
 from agd.results import EPOCH_COLUMNS, write_json, write_rows
+from experiments.analysis import report_beyond as report
+from experiments.analysis.plots import beyond as plot
 
-REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"agd": "agd.optim.AGD", "agd_whole_model": "agd.optim.AGD",
            "adamw_cosine": "agd.schedules.AdamWCosine", "prodigy": "prodigyopt.Prodigy"}
 
 
 @pytest.fixture(autouse=True)
-def _scripts_importable(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+def _quick_figures(monkeypatch):
     monkeypatch.setenv("AGD_FIG_DPI", "50")
 
 
@@ -68,7 +66,6 @@ def runs(tmp_path):
 
 
 def test_report_rows_give_the_known_verdicts(runs):
-    report = importlib.import_module("report_beyond")
     text = "\n".join(report.rows(runs, "small"))
     assert "| VGG-16 | 62.0 ± 2.0 (n=3) | 71.0 ± 1.0 (n=3) | whole-model AGD gains |" in text
     assert "| ResNet-18 | 60.0 ± 0.0 (n=3) | 60.0 ± 1.0 (n=3) | whole-model AGD keeps (within noise) |" in text
@@ -84,12 +81,10 @@ def test_report_rows_give_the_known_verdicts(runs):
 
 
 def test_report_rows_say_when_a_scale_was_not_run(runs):
-    report = importlib.import_module("report_beyond")
     assert report.rows(runs, "paper")[2] == "Not run at scale paper (docs/beyond.md has the commands)."
 
 
 def test_plots_go_to_the_folder_given(runs, tmp_path):
-    plot = importlib.import_module("plot_beyond")
     out = tmp_path / "figs"
     written = plot.plot("small", str(runs), str(out))
     names = sorted(p.name for p in written)

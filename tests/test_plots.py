@@ -1,4 +1,4 @@
-"""Plot scripts and the report on small synthetic runs trees written in the real schema.
+"""The figures' plot functions and the report on small synthetic runs trees in the real schema.
 
 No training: each run directory is written with agd.results' own writers (tests/runtrees.py),
 with metrics chosen so that the report's verdicts are known in advance (and cases where a claim
@@ -7,19 +7,20 @@ must fail or be within noise).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from runtrees import make_run, seeded, small_tree
 
-REPO = Path(__file__).resolve().parents[1]
+from agd.results import load_runs
+from experiments.analysis import claims, memory_table, registry, report, wandb_pull
+from experiments.analysis import rundata as rd
+from experiments.analysis.plots import fig2, fig3, showcase_a, table1
+from experiments.analysis.plots import style as ps
 
 
 @pytest.fixture(autouse=True)
-def _scripts_importable(monkeypatch):
-    """scripts/ modules import each other as siblings, as they do when run as scripts."""
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+def _quick_figures(monkeypatch):
     monkeypatch.setenv("AGD_FIG_DPI", "50")  # layout and content are the same; rendering is faster
+
 
 @pytest.fixture
 def runs(tmp_path):
@@ -53,24 +54,19 @@ def runs(tmp_path):
     return root
 
 
-PLOTS = ["plot_showcase_a", "plot_showcase_b", "plot_showcase_c", "plot_fig1", "plot_fig2", "plot_fig3",
-         "plot_fig4"]
+# every registered figure drawn from runs (table 1 is measured, the beyond figures have their own tests)
+PLOTS = [f for f in registry.figure_ids() if registry.FIGURES[f].has_scale and f != "beyond"]
 
 
-@pytest.mark.parametrize("module", PLOTS)
-def test_each_plot_writes_png_and_pdf(runs, tmp_path, module):
-    import importlib
-
-    plot = importlib.import_module(module).plot
-    paths = plot(scale="mini", runs=str(runs), out=str(tmp_path / "fig"))
+@pytest.mark.parametrize("figure", PLOTS)
+def test_each_plot_writes_png_and_pdf(runs, tmp_path, figure):
+    paths = registry.FIGURES[figure].plot(scale="mini", runs=str(runs), out=str(tmp_path / "fig"))
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 3_000 for p in paths), [p.stat().st_size for p in paths]
 
 
 def captured_figures(monkeypatch):
-    """Replace plot_style.save by a recorder of the figures' texts and filled bands."""
-    import plot_style as ps
-
+    """Replace style.save by a recorder of the figures' texts and filled bands."""
     seen = []
 
     def record(fig, name, out=None, runs=None, placeholder=False):
@@ -86,15 +82,12 @@ def captured_figures(monkeypatch):
 
 
 def test_seeds_are_drawn_as_a_mean_with_a_band(tmp_path, monkeypatch):
-    import plot_fig2
-    import plot_style as ps
-
     root = small_tree(tmp_path / "runs")
     seen = captured_figures(monkeypatch)
-    plot_fig2.plot("small", str(root))
+    fig2.plot("small", str(root))
     # 3 optimisers x (train loss, test loss, train acc, test acc) seed bands + 3 update-size bands
     assert seen[0]["bands"] == 15
-    df = ps.load_group("fig2_small", root)
+    df = rd.load_group("fig2_small", root)
     fig, ax = ps.plt.subplots()
     n = ps.seed_line(ax, df[df.opt == "agd"], "train_loss", "k")
     line = ax.lines[0]
@@ -103,14 +96,11 @@ def test_seeds_are_drawn_as_a_mean_with_a_band(tmp_path, monkeypatch):
 
 
 def test_mixed_budgets_are_labelled_on_the_figure(tmp_path, monkeypatch):
-    import plot_showcase_a
-    import rundata as rd
-
     root = tmp_path / "runs"
     make_run(root, "showcase_a_small", "optimizer=agd", epochs=4, depth=32)
     make_run(root, "showcase_a_small", "optimizer=sgd", opt="sgd", lr=0.1, epochs=2, depth=32)
     seen = captured_figures(monkeypatch)
-    plot_showcase_a.plot("small", str(root))
+    showcase_a.plot("small", str(root))
     problems = rd.budget_problems(rd.load_group("showcase_a_small", root), "showcase_a_small")
     assert problems[0] == "mixed budgets: agd 4 epochs, sgd 2 epochs"
     assert any("BUDGET" in t and "agd 4 epochs, sgd 2 epochs" in t for t in seen[0]["texts"])
@@ -119,8 +109,6 @@ def test_mixed_budgets_are_labelled_on_the_figure(tmp_path, monkeypatch):
 def test_budget_against_the_declared_experiment(tmp_path):
     """fig2 at mini scale declares 20 epochs: a 4-epoch run named with the extra override is
     flagged for both; the double-budget group expects seed 0 at 40 epochs."""
-    import rundata as rd
-
     root = tmp_path / "runs"
     make_run(root, "fig2_mini", "epochs=4,optimizer=agd", epochs=4, depth=8)
     problems = rd.budget_problems(rd.load_group("fig2_mini", root), "fig2_mini")
@@ -131,20 +119,16 @@ def test_budget_against_the_declared_experiment(tmp_path):
 
 
 def test_plot_without_runs_never_replaces_a_figure(tmp_path):
-    import plot_fig3
-
     out = tmp_path / "fig"
-    paths = plot_fig3.plot(scale="paper", runs=str(tmp_path / "empty"), out=str(out))
+    paths = fig3.plot(scale="paper", runs=str(tmp_path / "empty"), out=str(out))
     assert paths[0].name == "fig3_paper.png" and paths[0].exists()  # a placeholder where none was
     out.joinpath("fig3_small.png").write_bytes(b"published")
-    plot_fig3.plot(scale="small", runs=str(tmp_path / "empty"), out=str(out))
+    fig3.plot(scale="small", runs=str(tmp_path / "empty"), out=str(out))
     assert out.joinpath("fig3_small.png").read_bytes() == b"published"
 
 
 def test_tuned_is_the_lowest_mean_over_seeds(tmp_path):
     """lr 1e-4 has the single best run (0.01) but the worse mean (0.34 vs 0.10): 1e-3 is tuned."""
-    import rundata as rd
-
     root = tmp_path / "runs"
     seeded(root, "fig2_small", "optimizer.lr=0.0001,optimizer=adam",
            [{"final_loss": x} for x in (0.01, 0.5, 0.5)], opt="adam", lr=1e-4)
@@ -155,19 +139,13 @@ def test_tuned_is_the_lowest_mean_over_seeds(tmp_path):
 
 
 def test_fig2_picks_the_lowest_final_train_loss(runs):
-    import plot_fig2
-    import plot_style as ps
-
-    chosen = plot_fig2.tuned_runs(ps.load_group("fig2_mini", runs))
+    chosen = fig2.tuned_runs(rd.load_group("fig2_mini", runs))
     assert {opt: r["optimizer.lr"].iloc[0] for opt, r in chosen.items() if opt != "agd"} == \
         {"adam": 1e-4, "sgd": 1e-1}
     assert set(chosen) == {"agd", "adam", "sgd"}
 
 
 def test_report_verdicts_at_mini_scale(runs, monkeypatch):
-    import claims
-    import report
-
     monkeypatch.setattr(claims, "memory_rows", lambda: [])  # table 1 tested elsewhere
     text, records = report.build(runs)
     got = {(r["id"], r["scale"]): r for r in records}
@@ -188,10 +166,6 @@ def test_report_verdicts_at_mini_scale(runs, monkeypatch):
 
 
 def test_pull_wandb_writes_the_run_schema(tmp_path):
-    import pull_wandb
-
-    from agd.results import load_runs
-
     history = [{"step/step": s, "step/train_loss": 1.0 / s, "step/eta": 0.2, "step/update": 0.01}
                for s in range(1, 4)]
     history += [{"epoch": e, "train/loss": 1.0 / e, "train/acc": 0.5, "test/loss": 1.0,
@@ -199,7 +173,7 @@ def test_pull_wandb_writes_the_run_schema(tmp_path):
                  "agd/update_mean": 0.01, "agd/update_min": 0.0, "agd/update_max": 0.02,
                  "time_s": float(e)} for e in (2, 1)]
     config = {"optimizer": {"_target_": "agd.optim.AGD"}, "model": {"depth": 4}, "batch_size": 32}
-    pull_wandb.write_run(tmp_path, "fig4_paper", "run-a", config, "finished", history)
+    wandb_pull.write_run(tmp_path, "fig4_paper", "run-a", config, "finished", history)
     df = load_runs(tmp_path / "fig4_paper")
     assert list(df.epoch) == [1, 2] and df["model.depth"].iloc[0] == 4
     assert (df.status == "complete").all()
@@ -208,18 +182,14 @@ def test_pull_wandb_writes_the_run_schema(tmp_path):
 
 
 def test_table1_figure_and_report_read_one_table(tmp_path, monkeypatch):
-    """plot_table1 and the report both take scripts/memory_table.py's rows (stubbed here: the
+    """The table 1 figure and the report both take memory_table's rows (stubbed here: the
     measurement itself is agd.memory's, tested in test_memory.py)."""
-    import memory_table
-    import plot_table1
-    import report
-
     rows = [{"model": "FCN", "optimizer": opt, "weights_MB": 1.0, "state_MB": x - 1, "state_bytes": 0,
              "cache_bytes": 0, "state_x": x - 1, "total_x": x, "state_tensors": 0, "scalar_tensors": 0,
              "paper": memory_table.PAPER.get(opt, "")}
             for opt, x in (("agd", 1.00004), ("sgd_momentum", 2.0), ("adam", 2.5))]
     monkeypatch.setattr(memory_table, "table", lambda: rows)
-    paths = plot_table1.plot("mini", str(tmp_path / "runs"), str(tmp_path / "out"))
+    paths = table1.plot("mini", str(tmp_path / "runs"), str(tmp_path / "out"))
     assert paths[0].name == "table1_mini.png" and (tmp_path / "out" / "table1.csv").exists()
     assert "| FCN | adam | 1.00 | 1.50 |" in (tmp_path / "out" / "table1.md").read_text()
     _, records = report.build(tmp_path / "runs")

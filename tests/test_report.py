@@ -4,26 +4,20 @@ same report rows)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from runtrees import make_run, seeded, small_tree
 
-REPO = Path(__file__).resolve().parents[1]
+from experiments import paths
+from experiments.analysis import claims, evidence, report, report_beyond
+from experiments.analysis import rundata as rd
 
 
 @pytest.fixture(autouse=True)
-def _scripts_importable(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    import claims
-
+def _no_memory_measurement(monkeypatch):
     monkeypatch.setattr(claims, "memory_rows", lambda: [])  # table 1: no measurement here
 
 
 def records_of(root):
-    import report
-
     text, records = report.build(root)
     return text, {(r["id"], r["scale"]): r for r in records}
 
@@ -49,8 +43,6 @@ def test_seeded_claims_give_mean_spread_and_the_right_word(tmp_path):
 
 
 def test_each_did_not_hold_has_a_follow_up_line(tmp_path, monkeypatch):
-    import reproduce
-
     root = small_tree(tmp_path / "runs")
     text, _ = records_of(root)
     section = text.split("## Follow-ups")[1].split("## Run groups")[0]
@@ -64,9 +56,9 @@ def test_each_did_not_hold_has_a_follow_up_line(tmp_path, monkeypatch):
                      epochs=8, depth=depth, width=width, final_loss=0.5 / (i + 1), scale="small")
             make_run(root, "fig3_small_wide", f"model.depth={depth},model.width={4 * width}",
                      depth=depth, width=4 * width, final_loss=0.6 - 0.1 * i, scale="small")
-    followups = tmp_path / "followups.csv"
+    followups = tmp_path / rd.FOLLOWUPS_FILE
     followups.write_text("claim,group,tests\nfig3.wider_trains_better,fig3_small_wide,four times the widths\n")
-    monkeypatch.setattr(reproduce, "FOLLOWUPS_CSV", followups)
+    monkeypatch.setattr(paths, "FIGURES_DIR", tmp_path)
     section = records_of(root)[0].split("## Follow-ups")[1].split("## Run groups")[0]
     assert "double budget (seed 0, 2× epochs), `fig3_small_x2`: adjacent width pairs: 6 held **held**" in section
     assert "four times the widths, `fig3_small_wide`: adjacent width pairs: 6 held **held**" in section
@@ -101,10 +93,6 @@ def test_peers_at_raw_defaults_and_recommended_setting(tmp_path):
 
 
 def test_evidence_round_trip_gives_identical_report_rows(tmp_path):
-    import evidence
-    import report
-    import rundata as rd
-
     root = small_tree(tmp_path / "runs")
     for batch in (32, 4096):  # per-step rows travel too
         make_run(root, "fig4_small", f"batch_size={batch}", batch=batch, steps=5, scale="small")
@@ -125,9 +113,6 @@ def test_evidence_round_trip_gives_identical_report_rows(tmp_path):
 
 
 def test_large_groups_are_gzipped(tmp_path, monkeypatch):
-    import evidence
-    import rundata as rd
-
     root = small_tree(tmp_path / "runs")
     monkeypatch.setattr(evidence, "GZIP_OVER", 1_000)
     evidence.export(root, "small", ["fig3_small"], tmp_path / "data")
@@ -136,14 +121,7 @@ def test_large_groups_are_gzipped(tmp_path, monkeypatch):
     assert df.run.nunique() == 27 and sorted(df.seed.unique()) == [0, 1, 2]
 
 
-def test_rows_of_report_beyond_are_included_when_it_exists(tmp_path, monkeypatch):
-    import report
-
-    fake = tmp_path / "fake"
-    fake.mkdir()
-    (fake / "report_beyond.py").write_text(
-        "def rows(runs_root, scale):\n    return [f'| gpt | {scale} | {runs_root.name} |']\n")
-    monkeypatch.syspath_prepend(str(fake))
-    monkeypatch.delitem(sys.modules, "report_beyond", raising=False)
+def test_rows_of_report_beyond_are_included_per_scale(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_beyond, "rows", lambda runs_root, scale: [f"| gpt | {scale} | {runs_root.name} |"])
     assert report.beyond_extra(tmp_path / "runs") == ["| gpt | paper | runs |", "| gpt | small | runs |",
                                                       "| gpt | mini | runs |"]

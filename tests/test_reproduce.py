@@ -1,35 +1,37 @@
 """scripts/reproduce.py without training: its own arguments, where figures go (never the
 committed figures/ unless publish=true), what an empty runs root does to published figures, the
-double-budget launch, and missing experiments or plot modules."""
+double-budget launch, and missing experiments or broken plots."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from runtrees import small_tree
 
-REPO = Path(__file__).resolve().parents[1]
+from experiments import paths
+from experiments.analysis import claims, registry, report, reproduce
+from experiments.analysis.plots import fig2
+from experiments.analysis.plots import style as ps
+from experiments.analysis.registry import Figure
+
+REPO = paths.REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
-def _scripts_importable(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+def _quick_figures(monkeypatch):
     monkeypatch.setenv("AGD_FIG_DPI", "50")
 
 
 @pytest.fixture
 def published(tmp_path, monkeypatch):
     """A stand-in for the committed figures/ folder, holding one published figure."""
-    import rundata as rd
-
     folder = tmp_path / "published"
     folder.mkdir()
-    shutil.copy(REPO / "figures" / "paper_numbers.csv", folder)
     (folder / "fig2_small.png").write_bytes(b"published png")
-    monkeypatch.setattr(rd, "FIGURES_DIR", folder)
-    monkeypatch.setattr(rd, "EVIDENCE_DIR", folder / "data")
+    monkeypatch.setattr(paths, "FIGURES_DIR", folder)
+    monkeypatch.setattr(paths, "EVIDENCE_DIR", folder / "data")
     return folder
 
 
@@ -43,16 +45,12 @@ def published(tmp_path, monkeypatch):
     ("oops", "arguments are key=value; got 'oops'."),
 ])
 def test_bad_arguments_exit_2_with_one_sentence(arg, message, capsys):
-    import reproduce
-
     assert reproduce.main([arg]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"reproduce.py: {message}") and len(err.splitlines()) == 1
 
 
 def test_without_publish_the_committed_figures_are_untouched(tmp_path, published):
-    import reproduce
-
     root = small_tree(tmp_path / "runs")
     before = {p.name: p.read_bytes() for p in published.iterdir()}
     assert reproduce.main(["figure=fig2", "scale=small", "plot_only=true", f"runs={root}"]) == 0
@@ -61,8 +59,6 @@ def test_without_publish_the_committed_figures_are_untouched(tmp_path, published
 
 
 def test_publish_from_an_empty_root_keeps_published_figures(tmp_path, published):
-    import reproduce
-
     empty = tmp_path / "empty"
     assert reproduce.main(["figure=fig2", "scale=small", "plot_only=true", f"runs={empty}",
                            "publish=true"]) == 0
@@ -71,11 +67,8 @@ def test_publish_from_an_empty_root_keeps_published_figures(tmp_path, published)
 
 
 def test_publish_writes_figures_report_and_evidence_then_rebuilds_from_it(tmp_path, published, monkeypatch):
-    import claims
-    import reproduce
-
     monkeypatch.setattr(claims, "memory_rows", lambda: [])
-    monkeypatch.setitem(reproduce.FIGURES, "beyond", ([], None))  # no plot module: report only
+    monkeypatch.setitem(registry.FIGURES, "beyond", Figure("beyond", (), lambda **kw: []))  # report only
     root = small_tree(tmp_path / "runs")
     args = ["figure=beyond", "scale=small", "plot_only=true"]
     reproduce.main([*args, f"runs={root}", "publish=true"])  # beyond: report, no figure
@@ -93,8 +86,6 @@ def test_publish_writes_figures_report_and_evidence_then_rebuilds_from_it(tmp_pa
 
 
 def test_double_budget_launch_reads_the_experiments_epochs(compose):
-    import reproduce
-
     epochs = compose(["experiment=fig2", "scale=small"]).epochs
     extra = reproduce.double_budget("fig2_baselines", "small")
     assert extra == ["seed=0", f"epochs={2 * epochs}", "group=fig2_small_x2"]
@@ -103,24 +94,26 @@ def test_double_budget_launch_reads_the_experiments_epochs(compose):
                        "progress=false"]
 
 
-def test_missing_experiment_or_plot_module_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch, capsys):
-    import reproduce
+def test_missing_experiment_or_broken_plot_is_reported_and_the_rest_goes_on(tmp_path, monkeypatch, capsys):
+    def broken(scale, runs, out):
+        raise KeyError("model.depth")
 
-    monkeypatch.setitem(reproduce.FIGURES, "ghost", (["ghost_experiment"], "plot_ghost"))
-    monkeypatch.setattr(reproduce, "ALL", ["ghost", "fig2"])
+    ghost = Figure("ghost", ("ghost_experiment",), broken)
+    monkeypatch.setattr(registry, "FIGURES", {"ghost": ghost, "fig2": registry.FIGURES["fig2"]})
     root = small_tree(tmp_path / "runs")
     monkeypatch.setattr(reproduce, "launch_all", lambda launches, *a: [] if not launches else ["launched"])
     assert reproduce.main(["figure=ghost", "scale=small", f"runs={root}"]) == 1
     err = capsys.readouterr().err
     assert "experiment ghost_experiment has no config conf/experiment/ghost_experiment.yaml: not launched" in err
-    assert "ghost: no plot module plot_ghost (scripts/plot_ghost.py)" in err
+    assert "ghost: plotting failed: KeyError: 'model.depth'" in err
+    assert reproduce.main(["figure=all", "scale=small", "plot_only=true", f"runs={root}",
+                           f"out={tmp_path / 'out'}"]) == 1  # the broken figure does not stop the others
+    assert (tmp_path / "out" / "fig2_small.png").exists() and (tmp_path / "out" / "REPORT.md").exists()
 
 
 def test_scripts_run_as_scripts(tmp_path):
-    """As a user runs them: sibling imports without any path setup, evidence as a plot source."""
-    import subprocess
-    import sys
-
+    """As a user runs them, from another folder: the scripts import the installed package,
+    evidence as a plot source."""
     root = small_tree(tmp_path / "runs")
     data, out = tmp_path / "data", tmp_path / "out"
 
@@ -138,19 +131,13 @@ def test_scripts_run_as_scripts(tmp_path):
 
 
 def test_plot_and_report_arguments_exit_2(capsys):
-    import plot_fig2
-    import plot_style as ps
-    import report
-
-    assert ps.cli(plot_fig2.plot, ["scale=large"]) == 2
+    assert ps.cli(fig2.plot, ["scale=large"]) == 2
     assert capsys.readouterr().err.strip() == "scale must be one of paper, small, mini; got 'large'."
     assert report.main(["publish=yes"]) == 2
     assert capsys.readouterr().err.strip() == "report.py: publish must be one of true, false; got 'yes'."
 
 
 def test_double_budget_launches_every_experiment_of_the_figure_after_the_passthrough():
-    import reproduce
-
     problems = []
     launches = reproduce.launches_for(["fig2"], "small", "double", ["hydra/launcher=slurm"], problems)
     assert [e for e, _ in launches] == ["fig2", "fig2_baselines"] and problems == []

@@ -1,5 +1,6 @@
-"""How each published number (figures/paper_numbers.csv) is measured from run groups, and judged
-on the mean over seeds with its spread.
+"""How a published number is measured from run groups, and judged on the mean over seeds with its
+spread. Each claim of the figure registry (registry.py) names one measure built here: a function
+(ctx, claim) -> Result or None (None: its runs are not there).
 
 Spread: the sample standard deviation over seeds (ddof=1; 0 with a single seed). Verdicts:
 
@@ -20,7 +21,8 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import rundata as rd
+from experiments.analysis import memory_table
+from experiments.analysis import rundata as rd
 
 HELD, FAILED, NOISE, SHOWN = "held", "did not hold", "within noise", "shown"
 CHANCE = 10.0  # % for the 10-class sets of showcase-a
@@ -48,6 +50,31 @@ class Stat:
     def text(self, digits: int = 1) -> str:
         spread = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
         return f"{self.mean:.{digits}f}{spread} (n={self.n})"
+
+
+Measure = Callable[["Ctx", "Claim"], "Result | None"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published number of the paper and how our runs measure it.
+
+    id         `<figure>.<what>`, the row of REPORT.md
+    quantity   what is measured, in words
+    published  the paper's value as the paper states it ("65.5", "1e-4", "depth 4 / widest",
+               "true" for a qualitative claim)
+    unit       "%", "points", "lr", "x"; "claim" and "cell" for the qualitative rows
+    measure    (ctx, claim) -> Result, or None when its runs are not there
+    tolerance  how far a number may sit from `published` (or a gap from 0) and still hold
+    note       where the published value comes from, when the paper does not state it plainly
+    """
+    id: str
+    quantity: str
+    published: str
+    unit: str
+    measure: Measure
+    tolerance: float | None = None
+    note: str = ""
 
 
 @dataclass
@@ -136,28 +163,28 @@ def tuned_stat(ctx: Ctx, base: str, opt: str, column: str) -> Stat | None:
     return None if best.empty else stat_of(best, column)
 
 
-# ---- judging a Stat against a spec row of paper_numbers.csv ----
+# ---- judging a Stat against a claim's published number (registry.Claim) ----
 
-def judge_number(ctx: Ctx, spec: dict, s: Stat | None) -> Result | None:
+def judge_number(ctx: Ctx, claim, s: Stat | None) -> Result | None:
     if s is None:
         return None
     if ctx.scale != "paper":
         return Result(s.text(), SHOWN, s.runs, s.mean)
-    distance = abs(s.mean - float(spec["paper_value"]))
-    return Result(s.text(), within(distance, float(spec["tolerance"] or 0), s.std), s.runs, s.mean)
+    distance = abs(s.mean - float(claim.published))
+    return Result(s.text(), within(distance, claim.tolerance or 0.0, s.std), s.runs, s.mean)
 
 
-def judge_gap(spec: dict, a: Stat | None, b: Stat | None, what: str) -> Result | None:
+def judge_gap(claim, a: Stat | None, b: Stat | None, what: str) -> Result | None:
     """a - b should be within ±tolerance (the paper's "comparable")."""
     if a is None or b is None:
         return None
     diff = a.mean - b.mean
-    verdict = within(abs(diff), float(spec["tolerance"]), max(a.std, b.std))
+    verdict = within(abs(diff), claim.tolerance, max(a.std, b.std))
     return Result(f"{diff:+.1f} ({what} {a.text()} vs {b.text()})", verdict, a.runs + b.runs, diff)
 
 
 def near_chance(base: str, opt: str, column: str):
-    def measure(ctx: Ctx, spec: dict) -> Result | None:
+    def measure(ctx: Ctx, claim) -> Result | None:
         s = final_stat(ctx, base, column, opt=opt)
         if s is None:
             return None
@@ -166,42 +193,42 @@ def near_chance(base: str, opt: str, column: str):
 
 
 def number(base: str, column: str, **match):
-    return lambda ctx, spec: judge_number(ctx, spec, final_stat(ctx, base, column, **match))
+    return lambda ctx, claim: judge_number(ctx, claim, final_stat(ctx, base, column, **match))
 
 
 def tuned_number(base: str, opt: str, column: str):
-    return lambda ctx, spec: judge_number(ctx, spec, tuned_stat(ctx, base, opt, column))
+    return lambda ctx, claim: judge_number(ctx, claim, tuned_stat(ctx, base, opt, column))
 
 
 def agd_vs_tuned(base: str, opt: str):
     """AGD's final test accuracy minus the tuned baseline's (points)."""
-    return lambda ctx, spec: judge_gap(spec, tuned_stat(ctx, base, "agd", "test_acc"),
+    return lambda ctx, claim: judge_gap(claim, tuned_stat(ctx, base, "agd", "test_acc"),
                                        tuned_stat(ctx, base, opt, "test_acc"), "AGD")
 
 
-def showcase_b_gap(ctx: Ctx, spec: dict) -> Result | None:
+def showcase_b_gap(ctx: Ctx, claim) -> Result | None:
     """AGD against the best Adam/SGD setting of the lr grid, by mean final test accuracy."""
     final = ctx.final("showcase_b")
     base = final[final.opt.isin(["adam", "sgd"])].dropna(subset=["test_acc"]) if not final.empty else final
     if base.empty:
         return None
     best = base.groupby("config_id").test_acc.mean().idxmax()
-    return judge_gap(spec, final_stat(ctx, "showcase_b", "test_acc", opt="agd"),
+    return judge_gap(claim, final_stat(ctx, "showcase_b", "test_acc", opt="agd"),
                      stat_of(base[base.config_id == best], "test_acc"), "AGD")
 
 
 def tuned_lr(base: str, opt: str):
     """The tuned learning rate; within noise when the paper's lr is as good within the spread."""
-    def measure(ctx: Ctx, spec: dict) -> Result | None:
+    def measure(ctx: Ctx, claim) -> Result | None:
         best = rd.tuned(ctx.final(base), opt)
         if best.empty:
             return None
         lr, chosen = float(best["optimizer.lr"].iloc[0]), stat_of(best, "train_loss")
         final = rd.complete(ctx.final(base))
         paper = final[(final.opt == opt) & final["optimizer.lr"].map(
-            lambda v: math.isclose(float(v), float(spec["paper_value"])))]
+            lambda v: math.isclose(float(v), float(claim.published)))]
         runs = chosen.runs
-        if math.isclose(lr, float(spec["paper_value"])):
+        if math.isclose(lr, float(claim.published)):
             verdict = HELD
         elif paper.empty or paper.train_loss.isna().all():
             verdict = FAILED
@@ -215,7 +242,7 @@ def tuned_lr(base: str, opt: str):
 
 def below(base: str, opt: str, other: str):
     """opt's tuned final objective below other's."""
-    def measure(ctx: Ctx, spec: dict) -> Result | None:
+    def measure(ctx: Ctx, claim) -> Result | None:
         a, b = tuned_stat(ctx, base, opt, "train_loss"), tuned_stat(ctx, base, other, "train_loss")
         if a is None or b is None:
             return None
@@ -240,15 +267,15 @@ def describe_cell(key: tuple[int, int], widths: list[int]) -> str:
 def fig3_extreme(best: bool, cell: bool):
     """The grid cell with the best (or worst) mean final test accuracy: its accuracy, or where it
     is (within noise when a cell of the paper's description is as good within the spread)."""
-    def measure(ctx: Ctx, spec: dict) -> Result | None:
+    def measure(ctx: Ctx, claim) -> Result | None:
         stats = fig3_cells(ctx, "test_acc")
         if not stats:
             return None
         key = (max if best else min)(stats, key=lambda k: stats[k].mean)
         if not cell:
-            return judge_number(ctx, spec, stats[key])
+            return judge_number(ctx, claim, stats[key])
         widths = sorted({w for _, w in stats})
-        want_depth, want_width = spec["paper_value"].split(" / ")
+        want_depth, want_width = claim.published.split(" / ")
         matches = [k for k in stats if describe_cell(k, widths).startswith(want_depth + " / " + want_width)]
         if key in matches:
             verdict = HELD
@@ -260,7 +287,7 @@ def fig3_extreme(best: bool, cell: bool):
     return measure
 
 
-def fig3_wider(ctx: Ctx, spec: dict) -> Result | None:
+def fig3_wider(ctx: Ctx, claim) -> Result | None:
     """At every depth, each wider net reaches a lower mean final train loss than the next narrower."""
     stats = fig3_cells(ctx, "train_loss")
     if not stats:
@@ -274,7 +301,7 @@ def fig3_wider(ctx: Ctx, spec: dict) -> Result | None:
                   sorted({r for s in stats.values() for r in s.runs}), counts)
 
 
-def fig3_depth(ctx: Ctx, spec: dict) -> Result | None:
+def fig3_depth(ctx: Ctx, claim) -> Result | None:
     """Depth 8 and 16 reach a lower mean final train loss than depth 32, at every width."""
     stats = fig3_cells(ctx, "train_loss")
     widths = [w for w in sorted({w for _, w in stats}) if all((d, w) in stats for d in (8, 16, 32))]
@@ -286,7 +313,7 @@ def fig3_depth(ctx: Ctx, spec: dict) -> Result | None:
                   sorted({r for s in stats.values() for r in s.runs}), counts)
 
 
-def fig4_dip(ctx: Ctx, spec: dict) -> Result | None:
+def fig4_dip(ctx: Ctx, claim) -> Result | None:
     """η's early dip (min η over the recorded early steps / η of the first step) per batch size:
     deepest (smallest) at the largest batch, and below 1 there. Over every recorded early step,
     not only epoch 1: at the largest batch epoch 1 can be a single step, with no dip to measure."""
@@ -307,57 +334,18 @@ def fig4_dip(ctx: Ctx, spec: dict) -> Result | None:
 
 
 def memory_rows() -> list[dict]:
-    import memory_table
-
     return memory_table.table()
 
 
 def table1(opt: str):
-    """Measured memory multiple (scripts/memory_table.py); it has no scale: the paper column only."""
-    def measure(ctx: Ctx, spec: dict) -> Result | None:
+    """Measured memory multiple (memory_table.py); it has no scale: the paper column only."""
+    def measure(ctx: Ctx, claim) -> Result | None:
         if ctx.scale != "paper":
             return None
         for row in memory_rows():
             if row["optimizer"] == opt:
-                same = math.isclose(float(row["total_x"]), float(spec["paper_value"]), abs_tol=0.01)
+                same = math.isclose(float(row["total_x"]), float(claim.published), abs_tol=0.01)
                 return Result(f"{row['total_x']:.2f}× (measured, {row['model']})", HELD if same else FAILED,
                               [], row["total_x"])
         return None
     return measure
-
-
-MEASURES: dict[str, Callable[[Ctx, dict], Result | None]] = {
-    "showcase_a.agd_train_acc": number("showcase_a", "train_acc", opt="agd"),
-    "showcase_a.adam_train_acc": near_chance("showcase_a", "adam", "train_acc"),
-    "showcase_a.sgd_train_acc": near_chance("showcase_a", "sgd", "train_acc"),
-    "showcase_b.agd_vs_best_test": showcase_b_gap,
-    "showcase_c.agd_top1": number("showcase_c", "test_acc", opt="agd"),
-    "fig1.fcn_agd_test": number("fig1_fcn", "test_acc", opt="agd"),
-    "fig1.fcn_adam_test": tuned_number("fig1_fcn", "adam", "test_acc"),
-    "fig1.fcn_agd_vs_adam": agd_vs_tuned("fig1_fcn", "adam"),
-    "fig1.resnet18_agd_test": number("showcase_b", "test_acc", opt="agd"),
-    "fig1.resnet18_adam_test": tuned_number("showcase_b", "adam", "test_acc"),
-    "fig1.resnet18_agd_vs_adam": agd_vs_tuned("showcase_b", "adam"),
-    "fig1.vgg16_agd_test": number("fig1_vgg16", "test_acc", opt="agd"),
-    "fig1.vgg16_adam_test": tuned_number("fig1_vgg16", "adam", "test_acc"),
-    "fig1.vgg16_agd_vs_adam": agd_vs_tuned("fig1_vgg16", "adam"),
-    "fig1.resnet50_agd_top1": number("showcase_c", "test_acc", opt="agd"),
-    "fig2.adam_tuned_lr": tuned_lr("fig2", "adam"),
-    "fig2.sgd_tuned_lr": tuned_lr("fig2", "sgd"),
-    "fig2.agd_below_sgd": below("fig2", "agd", "sgd"),
-    "fig2.adam_below_sgd": below("fig2", "adam", "sgd"),
-    "fig3.best_test": fig3_extreme(best=True, cell=False),
-    "fig3.best_cell": fig3_extreme(best=True, cell=True),
-    "fig3.worst_test": fig3_extreme(best=False, cell=False),
-    "fig3.worst_cell": fig3_extreme(best=False, cell=True),
-    "fig3.wider_trains_better": fig3_wider,
-    "fig3.depth_8_16_beat_32": fig3_depth,
-    "fig4.test_b32": number("fig4", "test_acc", batch_size=32),
-    "fig4.test_b128": number("fig4", "test_acc", batch_size=128),
-    "fig4.test_b1024": number("fig4", "test_acc", batch_size=1024),
-    "fig4.test_b4096": number("fig4", "test_acc", batch_size=4096),
-    "fig4.eta_dips_more_at_large_batch": fig4_dip,
-    "table1.agd": table1("agd"),
-    "table1.sgd_momentum": table1("sgd_momentum"),
-    "table1.adam": table1("adam"),
-}

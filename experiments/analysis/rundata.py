@@ -1,9 +1,9 @@
 """Run groups as tables, from a runs tree or from the committed evidence, with seeds made explicit.
 
-Every figure script and the report read runs only through `load_group`, so they work the same on
+Every plot and the report read runs only through `load_group`, so they work the same on
 
 * a runs tree written by training (`<root>/<group>/<override dirname>/metrics.csv`, ...), and
-* the evidence folder written by `scripts/evidence.py export` (default `figures/data/`): one
+* the evidence folder written by `python scripts/evidence.py export` (default `figures/data/`): one
   compact CSV per run group (`<root>/<scale>/<group>.csv[.gz]`, per-step rows in
   `<group>.steps.csv[.gz]`) listed in `<root>/index.csv`.
 
@@ -22,6 +22,7 @@ decided here once, on the mean over seeds, for the plots and the report alike.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import re
@@ -29,14 +30,15 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import yaml
+from hydra import compose, initialize_config_dir
 
 from agd.results import SUMMARY_FILE, load_runs, read_json
+from experiments import paths
+from experiments.pipeline import register_resolvers
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIGURES_DIR = REPO_ROOT / "figures"
-EVIDENCE_DIR = FIGURES_DIR / "data"
 INDEX_FILE = "index.csv"
-SCALES = ("paper", "small", "mini")
+FOLLOWUPS_FILE = "followups.csv"  # in figures/: claim id -> follow-up run group -> what it tests
 
 # config columns kept in the evidence (besides every optimizer.* and model.* key)
 CONFIG_COLUMNS = ["data._target_", "loss._target_", "batch_size", "seed", "epochs", "scale",
@@ -46,11 +48,6 @@ _OPT_CLASSES = {"dadaptadam": "dadapt_adam", "adamwschedulefree": "schedulefree_
                 "schedulefreeadamw": "schedulefree_adamw", "pdog": "dog"}
 
 
-def runs_root(arg: str | os.PathLike | None = None) -> Path:
-    """The runs root: `runs=<dir>` on the command line, else $AGD_RUNS_DIR, else <repo>/runs."""
-    return Path(arg or os.environ.get("AGD_RUNS_DIR") or REPO_ROOT / "runs")
-
-
 def is_evidence(root: str | os.PathLike) -> bool:
     return (Path(root) / INDEX_FILE).exists()
 
@@ -58,9 +55,9 @@ def is_evidence(root: str | os.PathLike) -> bool:
 def default_out(runs: str | os.PathLike | None = None) -> Path:
     """Where figures and REPORT.md go unless the user publishes: `<runs root>/figures`, never the
     committed figures/ folder (an evidence folder's output goes under $AGD_RUNS_DIR or runs/)."""
-    root = runs_root(runs)
+    root = paths.runs_root(runs)
     if is_evidence(root):
-        root = runs_root(None)
+        root = paths.runs_root(None)
     return root / "figures"
 
 
@@ -68,7 +65,7 @@ def output_dir(out: str | None, publish: bool | str, runs: str | os.PathLike | N
     """out= wins; else figures/ when publishing, else default_out(runs)."""
     if out:
         return Path(out)
-    return FIGURES_DIR if str(publish).lower() == "true" else default_out(runs)
+    return paths.FIGURES_DIR if str(publish).lower() == "true" else default_out(runs)
 
 
 def split_name(name: str) -> dict[str, str]:
@@ -148,7 +145,7 @@ def read_evidence(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
 
 def load_group(group: str, root: str | os.PathLike | None = None, steps: bool = False) -> pd.DataFrame:
     """Every run of one group, one row per epoch (or per recorded step); empty if none."""
-    root = runs_root(root)
+    root = paths.runs_root(root)
     df = read_evidence(root, group, steps) if is_evidence(root) else read_tree(root, group, steps)
     return annotate(df)
 
@@ -191,7 +188,7 @@ def group_parts(group: str) -> tuple[str, str | None, bool]:
     """'fig2_small_x2' -> ('fig2', 'small', True); a name without a scale -> (group, None, False)."""
     double = group.endswith("_x2")
     stem = group.removesuffix("_x2")
-    for scale in SCALES:
+    for scale in paths.SCALES:
         if stem.endswith(f"_{scale}"):
             return stem.removesuffix(f"_{scale}"), scale, double
     return group, None, False
@@ -201,13 +198,9 @@ def group_parts(group: str) -> tuple[str, str | None, bool]:
 def experiment_facts(experiment: str, scale: str) -> dict | None:
     """{'epochs', 'group', 'params'} of one experiment at one scale, composed with Hydra from conf/
     exactly as the training command composes it; None if it does not compose (no such config)."""
-    from hydra import compose, initialize_config_dir
-
-    from experiments.pipeline import register_resolvers
-
     register_resolvers()
     try:
-        with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(paths.CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=[f"experiment={experiment}", f"scale={scale}"],
                           return_hydra_config=True)
             return {"epochs": int(cfg.epochs), "group": str(cfg.group), "seed": int(cfg.seed),
@@ -219,9 +212,7 @@ def experiment_facts(experiment: str, scale: str) -> dict | None:
 def _group_template(experiment: str, seen: tuple = ()) -> str | None:
     """The `group:` an experiment file sets, or inherits from the experiment it extends (the
     first plain name in its defaults list), read from the YAML without composing."""
-    import yaml
-
-    path = REPO_ROOT / "conf" / "experiment" / f"{experiment}.yaml"
+    path = paths.CONF_DIR / "experiment" / f"{experiment}.yaml"
     if not path.exists() or experiment in seen:
         return None
     node = yaml.safe_load(path.read_text()) or {}
@@ -234,8 +225,23 @@ def _group_template(experiment: str, seen: tuple = ()) -> str | None:
 
 def experiments_of(base: str) -> list[str]:
     """Every experiment writing to the run group `<base>_<scale>` (e.g. fig2 and fig2_baselines)."""
-    names = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
+    names = sorted(p.stem for p in (paths.CONF_DIR / "experiment").glob("*.yaml"))
     return [n for n in names if _group_template(n) == base + "_${scale}"]
+
+
+def group_of(experiment: str, scale: str) -> str:
+    """The run group an experiment writes to (its composed `group`, else the naming rule)."""
+    facts = experiment_facts(experiment, scale)
+    return facts["group"] if facts else f"{experiment.removesuffix('_baselines')}_{scale}"
+
+
+def followups() -> list[dict]:
+    """figures/followups.csv: claim id -> follow-up run group -> what it tests (none if absent)."""
+    path = paths.FIGURES_DIR / FOLLOWUPS_FILE
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def declared(base: str, scale: str) -> dict | None:

@@ -1,8 +1,8 @@
 """Verdict rows for the beyond-the-paper experiments (docs/beyond.md), for figures/REPORT.md.
 
-`rows(runs_root, scale)` returns Markdown lines for one scale; scripts/report.py calls it per
-scale. Every number is the mean ± sample standard deviation over seeds (claims.Stat), and every
-verdict compares means against the larger seed spread (claims.compare):
+`rows(runs_root, scale)` returns Markdown lines for one scale; report.py calls it per scale.
+Every number is the mean ± sample standard deviation over seeds (claims.Stat), and every verdict
+compares means against the larger seed spread (claims.compare):
 
 * beyond_bias: does whole-model AGD (biases, affine BatchNorm) keep or gain test accuracy
   against the paper's bias-free AGD, per network?
@@ -11,17 +11,18 @@ verdict compares means against the larger seed spread (claims.compare):
 * beyond_transfer: AdamW tuned at the narrowest width and reused at the others, against AdamW
   retuned per width, and AGD (nothing to tune) at every width.
 
-The selections are shared with scripts/plot_beyond.py.
+The selections are shared with the beyond figures (plots/beyond.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import claims as cl
 import pandas as pd
-import plot_style as ps
-import rundata as rd
+
+from experiments.analysis import claims as cl
+from experiments.analysis import rundata as rd
+from experiments.analysis.plots import style as ps
 
 AGD_WHOLE, AGD_PAPER, ADAMW = "agd_whole_model", "agd", "adamw_cosine"
 NETWORKS = {"VGG16": "VGG-16", "PreActResNet18": "ResNet-18"}

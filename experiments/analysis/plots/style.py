@@ -1,28 +1,30 @@
-"""Shared look and shared plumbing of the figure scripts (scripts/plot_*.py).
+"""The shared look and plumbing of the figures (one module per figure beside this one).
 
-Every plot script reads a figure's run groups through rundata.load_group (a runs tree written by
-training or by scripts/pull_wandb.py, or the committed evidence folder), so this module only
-knows how to draw the paper's recurring elements (η as a mean with a min–max band, train solid /
-test dotted, log-scaled epoch axes), how to draw a setting's seeds (mean line, min–max band
-across seeds), how to flag a figure whose runs depart from the declared budget, and where to
-save PNG + PDF: `<runs root>/figures/` unless the user publishes (`publish=true` -> figures/).
-A placeholder ("no runs") never overwrites an existing figure. No LaTeX: matplotlib's mathtext
-renders the few symbols.
+Every figure reads its run groups through rundata.load_group (a runs tree written by training
+or by scripts/pull_wandb.py, or the committed evidence folder), so this module only knows how to
+draw the paper's recurring elements (η as a mean with a min–max band, train solid / test dotted,
+log-scaled epoch axes), how to draw a setting's seeds (mean line, min–max band across seeds),
+how to flag a figure whose runs depart from the declared budget, and where to save PNG + PDF:
+`<runs root>/figures/` unless the user publishes (`publish=true` -> figures/). A placeholder
+("no runs") never overwrites an existing figure. No LaTeX: matplotlib's mathtext renders the
+few symbols. `cli` is the command line of every scripts/plot_<figure>.py.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on clusters or in tests
 import matplotlib.pyplot as plt  # noqa: E402
-import rundata as rd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-runs_root, load_group, final_rows = rd.runs_root, rd.load_group, rd.final_rows
+from experiments import paths  # noqa: E402
+from experiments.analysis import rundata as rd  # noqa: E402
+from experiments.analysis.args import check_choice, entry, parse_keys  # noqa: E402
 
 # one colour per optimiser, the same in every figure
 OPTIMIZER_COLORS = {
@@ -92,16 +94,12 @@ def train_test(ax, x, train, test, color, label=None):
 
 def split_legend(ax, loc="lower right"):
     """Legend entries that explain the line styles (train solid, test dotted)."""
-    from matplotlib.lines import Line2D
-
     return [Line2D([], [], color="0.3", **TRAIN_STYLE, label="train"),
             Line2D([], [], color="0.3", **TEST_STYLE, label="test")]
 
 
 def log_axis(ax, axis: str = "x") -> None:
     """Log scale with plain labels (1, 10, 100 or 2, 5 on short ranges), no minor labels."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -218,23 +216,11 @@ def empty_figure(name: str, message: str, out=None, runs=None) -> list[Path]:
     return save(fig, name, out, runs, placeholder=True)
 
 
-def parse_args(argv: list[str], defaults: dict) -> dict:
-    """key=value arguments, Hydra style, so every script reads like the training command."""
-    args = dict(defaults)
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in defaults:
-            raise SystemExit(f"unknown argument {item!r}; expected key=value with key in "
-                             f"{sorted(defaults)}")
-        args[key] = value
-    return args
-
-
 def figure_runs(figure: str, scale: str, runs=None, steps: bool = False):
     """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>."""
     setup()
     name = f"{figure}_{scale}"
-    return name, load_group(name, runs, steps=steps)
+    return name, rd.load_group(name, runs, steps=steps)
 
 
 def no_runs_figure(figure: str, scale: str, out=None, runs=None) -> list[Path]:
@@ -244,15 +230,15 @@ def no_runs_figure(figure: str, scale: str, out=None, runs=None) -> list[Path]:
                               f"scale={scale}", out, runs)
 
 
-def cli(plot, argv: list[str]) -> int:
-    """The command line shared by every plot script: scale=, runs=, out=, publish=."""
-    args = parse_args(argv, {"scale": "mini", "runs": None, "out": None, "publish": "false"})
-    if args["scale"] not in rd.SCALES:
-        print(f"scale must be one of {', '.join(rd.SCALES)}; got {args['scale']!r}.", file=sys.stderr)
-        return 2
-    if args["publish"] not in ("true", "false"):
-        print(f"publish must be true or false; got {args['publish']!r}.", file=sys.stderr)
-        return 2
-    out = rd.output_dir(args["out"], args["publish"], args["runs"])
-    plot(args["scale"], args["runs"], str(out))
+def _plot_main(plot, argv: list[str]) -> int:
+    args = parse_keys(argv, {"scale": "mini", "runs": None, "out": None, "publish": "false"})
+    check_choice("scale", args["scale"], paths.SCALES)
+    check_choice("publish", args["publish"], ("true", "false"))
+    plot(args["scale"], args["runs"], str(rd.output_dir(args["out"], args["publish"], args["runs"])))
     return 0
+
+
+def cli(plot, argv: list[str]) -> int:
+    """The command line shared by every plot script: scale=, runs=, out=, publish=; a bad value
+    is one sentence on stderr and exit 2."""
+    return entry(lambda a: _plot_main(plot, a), argv)

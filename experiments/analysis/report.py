@@ -1,0 +1,228 @@
+"""Write REPORT.md: every published number of the figure registry (registry.py) next to what our
+runs give, at each scale (columns paper | small | mini), judged on the mean over seeds with its
+spread.
+
+    python scripts/report.py [runs=<runs root or evidence folder>] [source=evidence] [out=<dir>] [publish=true]
+
+The report goes to `<runs root>/figures/REPORT.md` unless publish=true (figures/REPORT.md) or
+out= is given. How each number is measured and judged lives in claims.py (its docstring defines
+the verdict words, and REPORT.md repeats the definitions). Each claim that did not hold at small
+scale gets a follow-up line: its double-budget group (`<group>_x2`, from `reproduce.py
+check=double`) and the groups figures/followups.csv names for it. The beyond-the-paper section
+shows each parameter-free peer at its raw defaults and at its recommended setting, then the rows
+of report_beyond.py. Nothing in REPORT.md is typed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments import paths
+from experiments.analysis import claims as cl
+from experiments.analysis import registry, report_beyond
+from experiments.analysis import rundata as rd
+from experiments.analysis.args import check_choice, entry, parse_keys
+from experiments.analysis.plots import style as ps
+
+SCALES = paths.SCALES
+PEERS = ("prodigy", "dadapt_adam", "schedulefree_adamw", "dog")
+DEFINITIONS = [
+    "**How to read a cell.** `mean ± std (n=seeds)`: the mean over the seeds of a setting and the sample "
+    "standard deviation over those seeds (no ± with one seed), then the verdict:",
+    "",
+    "* **held**: the claim holds by more than the seeds' spread;",
+    "* **did not hold**: the claim fails by more than the seeds' spread;",
+    "* **within noise**: the deciding difference is no larger than the spread: for an A-vs-B claim "
+    "|mean(A) − mean(B)| ≤ max(std(A), std(B)); for a threshold claim (near chance, within a tolerance) "
+    "|mean − threshold| ≤ std. With one seed the spread is 0, so only an exact tie is within noise;",
+    "* **shown**: an absolute number at small or mini scale (stand-in data); it is not comparable with "
+    "the paper's number, and the qualitative claims it supports are judged in their own rows;",
+    "* **not judged**: the runs behind the value mix budgets (different epochs in one run group).",
+    "",
+    "**Scales.** `paper`: the paper's settings (GPU cluster). `small`: real stand-in data (Fashion-MNIST "
+    "for CIFAR/ImageNet, MNIST-1D or Fashion-MNIST for the FCN figures), seeds 0, 1, 2, on a CPU. `mini`: "
+    "offline stand-ins on a CPU budget, a smoke run of every figure. Neither small nor mini is a "
+    "paper-scale reproduction. Experiments: docs/experiments.md.",
+    "",
+    "**small, 2× epochs (seed 0).** Each small experiment once more with seed 0 at twice its epochs "
+    "(`python scripts/reproduce.py figure=<id> scale=small check=double`, groups `<group>_x2`): does "
+    "more training flip a verdict? One seed, so its spread is 0. Where only the tuned learning rates were "
+    "rerun (the baselines' grids), a 'tuned learning rate' cell there restates the small-scale choice.",
+]
+
+
+def judge(ctx: cl.Ctx, claim: cl.Claim) -> cl.Result | None:
+    """The measure of one claim in one context; 'not judged' if its groups mix budgets."""
+    ctx.used.clear()
+    result = claim.measure(ctx, claim)
+    if result is None:
+        return None
+    for group in sorted(ctx.used):
+        mixed = [p for p in rd.budget_problems(ctx.rows_of(group), group) if p.startswith("mixed")]
+        if mixed:
+            return cl.Result(result.text, f"not judged: {group} has {mixed[0]}", result.runs, result.mean)
+    return result
+
+
+def cell(result: cl.Result | None) -> str:
+    return "not run" if result is None else f"{result.text} **{result.verdict}**"
+
+
+def claim_table(contexts: dict[str, cl.Ctx]) -> tuple[list[str], list[dict]]:
+    lines = ["| id | quantity | published | paper | small | small, 2× epochs (seed 0) | mini |",
+             "|---|---|---|---|---|---|---|"]
+    records = []
+    double = cl.Ctx(contexts["small"].root, "small", lambda base: f"{base}_small_x2")
+    for figure, claim in registry.claims():
+        unit = claim.unit if claim.unit not in ("claim", "cell") else ""
+        cells = []
+        for scale in SCALES:
+            result = judge(contexts[scale], claim)
+            no_scale = not figure.has_scale and scale != "paper"
+            cells.append("— (no scale)" if no_scale else cell(result))
+            records.append({"id": claim.id, "scale": scale, "figure": figure.id,
+                            "value": None if result is None else result.text,
+                            "mean": None if result is None else result.mean,
+                            "verdict": "not run" if result is None else result.verdict})
+        cells.insert(2, "— (no scale)" if not figure.has_scale else cell(judge(double, claim)))
+        published = f"{claim.published} {unit}".strip()
+        lines.append(f"| {claim.id} | {claim.quantity} | {published} | " + " | ".join(cells) + " |")
+    return lines, records
+
+
+def followup_contexts(root: Path, record: dict) -> list[tuple[str, cl.Ctx]]:
+    """(what it tests, context) for the double-budget run and each followups.csv row of a claim."""
+    out = [("double budget (seed 0, 2× epochs)", cl.Ctx(root, "small", lambda b: f"{b}_small_x2"))]
+    for row in rd.followups():
+        if row["claim"] != record["id"]:
+            continue
+        def rename(base: str, group: str = row["group"]) -> str:  # the follow-up replaces its base's group
+            return group if group.startswith(base + "_") else f"{base}_small"
+        out.append((row["tests"], cl.Ctx(root, "small", rename)))
+    return out
+
+
+def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict]) -> list[str]:
+    lines = []
+    for record in records:
+        if record["scale"] != "small" or record["verdict"] != cl.FAILED:
+            continue
+        lines.append(f"* `{record['id']}` did not hold at small scale ({record['value']}).")
+        for what, ctx in followup_contexts(root, record):
+            result = judge(ctx, claims[record["id"]])
+            groups = ", ".join(f"`{g}`" for g in sorted(ctx.touched)) or "—"
+            if result is None:
+                lines.append(f"  * {what}, {groups}: not run yet (`python scripts/reproduce.py "
+                             f"figure={record['figure']} scale=small check=double`)")
+            else:
+                lines.append(f"  * {what}, {groups}: {result.text} **{result.verdict}**")
+    return lines or ["No claim did not hold at small scale (or small scale has not been run)."]
+
+
+def group_lines(root: Path, groups: set[str]) -> list[str]:
+    """One row per run group behind the report: runs, seeds, epochs, precision, budget notes."""
+    lines = ["| group | runs | seeds | epochs | precision | last written | budget |", "|---|---|---|---|---|---|---|"]
+    for group in sorted(groups):
+        df = rd.load_group(group, root)
+        if df.empty:
+            continue
+        runs = df.drop_duplicates("run")
+        seeds = sorted({int(s) for s in runs.seed.dropna()}) if "seed" in runs else []
+        epochs = sorted({int(e) for e in runs.epochs.dropna()}) if "epochs" in runs else []
+        precision = sorted({str(p) for p in runs.precision.dropna()}) if "precision" in runs else []
+        date = max(str(d) for d in runs.date.dropna()) if "date" in runs and runs.date.notna().any() else ""
+        problems = "; ".join(rd.budget_problems(df, group)) or "as declared"
+        lines.append(f"| `{group}` | {len(runs)} | {','.join(map(str, seeds))} | {'/'.join(map(str, epochs))} | "
+                     f"{'/'.join(precision) or 'not recorded'} | {date} | {problems} |")
+    return lines
+
+
+def peer_label(opt: str) -> str:
+    base = opt.removesuffix("_recommended")
+    if base not in PEERS:
+        return ps.label(opt)
+    return ps.label(base) + (" — recommended setting" if opt != base else " — raw defaults")
+
+
+def beyond_table(root: Path) -> list[str]:
+    """AGD against each parameter-free peer (raw defaults and recommended setting), per scale."""
+    lines = ["| setting | scale | optimiser | train acc (%) | test acc (%) | train loss |",
+             "|---|---|---|---|---|---|"]
+    for setting, peers_base in (("showcase_a", "beyond_showcase_a"), ("fig2", "beyond_fig2")):
+        for scale in SCALES:
+            ctx = cl.Ctx(root, scale)
+            agd, peers = ctx.final(setting), ctx.final(peers_base)
+            agd = agd[agd.opt == "agd"] if not agd.empty else agd
+            if agd.empty and peers.empty:
+                lines.append(f"| {setting} | {scale} | — | not run | | |")
+                continue
+            for opt, rows in ([("agd", agd)] if not agd.empty else []) + (
+                    sorted(peers.groupby("opt")) if not peers.empty else []):
+                stats = [cl.stat_of(rows, c) for c in ("train_acc", "test_acc", "train_loss")]
+                texts = [s.text(3 if c == "train_loss" else 1) if s else "—"
+                         for s, c in zip(stats, ("train_acc", "test_acc", "train_loss"), strict=True)]
+                lines.append(f"| {setting} | {scale} | {peer_label(opt)} | " + " | ".join(texts) + " |")
+            ran = set(peers.opt) if not peers.empty else set()
+            missing = [p for p in PEERS if p not in ran]
+            if missing:
+                lines.append(f"| {setting} | {scale} | {', '.join(missing)} (raw defaults) | not run | | |")
+    return lines
+
+
+def beyond_extra(root: Path) -> list[str]:
+    """The rows of report_beyond.py (biases, a transformer, transfer), per scale."""
+    return [line for scale in SCALES for line in report_beyond.rows(root, scale)]
+
+
+def build(root: Path) -> tuple[str, list[dict]]:
+    """The report's Markdown and one record per (claim, scale): value, mean, verdict."""
+    contexts = {scale: cl.Ctx(root, scale) for scale in SCALES}
+    table, records = claim_table(contexts)
+    groups = set().union(*(c.touched for c in contexts.values()))
+    source = "the committed evidence" if rd.is_evidence(root) else "the runs"
+    lines = [
+        "# What our runs give for every published number", "",
+        f"Generated by `python scripts/report.py` from {source} under `{root.name}/`; do not edit by hand. "
+        "Published numbers: `figures/paper_numbers.csv`; what each experiment runs: docs/experiments.md.", "",
+        *DEFINITIONS, "", *table, "",
+        "## Follow-ups of the claims that did not hold at small scale", "",
+        *followup_lines(root, {claim.id: claim for _, claim in registry.claims()}, records), "",
+        "## Run groups behind these numbers", "",
+        "Budget: `as declared` when every run has the epochs and seeds its experiment declares and no other "
+        "override; otherwise what differs. Precision as the runs recorded it.", "",
+        *group_lines(root, groups), "",
+        "## Beyond the paper: AGD against parameter-free peers", "",
+        "Same settings as showcase-a and fig2; each peer at its raw defaults (conf/optimizer/<peer>.yaml) and, "
+        "where it has one, at its recommended setting (conf/optimizer/<peer>_recommended.yaml). Final epoch.", "",
+        *beyond_table(root), "", *beyond_extra(root), "",
+    ]
+    return "\n".join(lines), records
+
+
+def write(root: Path, out: Path) -> Path | None:
+    """Write <out>/REPORT.md; a report with no runs at all never replaces an existing one."""
+    text, records = build(root)
+    path = Path(out) / "REPORT.md"
+    ran = [r for r in records if r["verdict"] != "not run" and registry.FIGURES[r["figure"]].has_scale]
+    if not ran and path.exists():
+        print(f"no runs under {root}: kept the existing {path}")
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return path
+
+
+def _main(argv: list[str]) -> int:
+    args = parse_keys(argv, {"runs": None, "out": None, "publish": "false", "source": "runs"})
+    check_choice("publish", args["publish"], ("true", "false"))
+    check_choice("source", args["source"], ("runs", "evidence"))
+    evidence = args["source"] == "evidence" and not args["runs"]
+    root = paths.EVIDENCE_DIR if evidence else paths.runs_root(args["runs"])
+    write(root, rd.output_dir(args["out"], args["publish"], root))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """scripts/report.py: a bad argument is one sentence on stderr and exit 2."""
+    return entry(_main, argv, "report.py")
