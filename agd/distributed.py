@@ -1,5 +1,5 @@
-"""Data-parallel plumbing: who this process is, starting and stopping torch.distributed, wrapping
-the model, and stopping cleanly when the scheduler asks. Torch only.
+"""Data-parallel plumbing: who this process is, starting and stopping torch.distributed, and
+wrapping the model. Torch only (how a run stops on a signal is experiments/signals.py).
 
 The ranks come from the environment, first match wins:
   torchrun                RANK, WORLD_SIZE, LOCAL_RANK (torchrun also sets MASTER_ADDR/PORT)
@@ -23,14 +23,13 @@ from __future__ import annotations
 import atexit
 import os
 import re
-import signal
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-# exit status of a run stopped by SIGTERM/SIGUSR1: EX_TEMPFAIL, "try again later"
+# The exit status of a run stopped by a signal lives in experiments/signals.py; this copy stays
+# only while experiments/sweep.py reads it from here, and goes when that import moves.
 EXIT_INTERRUPTED = 75
 DEFAULT_PORT = 29500
 
@@ -181,77 +180,3 @@ def make_sampler(dataset, info: DistEnv, *, shuffle: bool, seed: int):
 
     return DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
                               shuffle=shuffle, seed=seed, drop_last=False)
-
-
-class Interrupted(SystemExit):
-    """Raised in the main thread when the scheduler (or Ctrl-C) signals the job. A SystemExit, so
-    Hydra's job wrapper (which catches Exception) lets it through and the process exits with
-    EXIT_INTERRUPTED (128 + 2 = 130 for SIGINT, as a shell reports Ctrl-C); `finally` blocks
-    still run (W&B is finished)."""
-
-    def __init__(self, signum: int):
-        super().__init__(128 + signum if signum == signal.SIGINT else EXIT_INTERRUPTED)
-        self.signum = signum
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
-
-
-class StopOnSignal:
-    """Turn SIGTERM/SIGUSR1 (what SLURM, torchrun and `kill` send before a kill) and SIGINT
-    (Ctrl-C) into an `Interrupted` exit, but never in the middle of a `critical()` block
-    (checkpoint and result writes): a signal arriving there is held until the block ends.
-
-    The state on disk is always the last end-of-epoch checkpoint, written atomically, so an
-    exit at any other point loses at most the epoch in progress, which a resumed run replays
-    bit for bit (its data order depends only on seed and epoch).
-
-    Under submitit (SUBMITIT_EXECUTOR is set) the handlers are left alone: submitit already
-    ignores SIGTERM and answers its own signal (USR2 by default) by requeuing the job through the
-    launcher's checkpoint() and exiting, and the requeued job resumes from the same checkpoint.
-    """
-
-    def __init__(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)):
-        self.signals = tuple(signals)
-        self.previous: dict[int, object] = {}
-        self.pending: int | None = None
-        self.depth = 0
-
-    def _handle(self, signum, frame):
-        if self.depth:
-            self.pending = signum
-            return
-        raise Interrupted(signum)
-
-    def __enter__(self):
-        import threading
-
-        if os.environ.get("SUBMITIT_EXECUTOR") or threading.current_thread() is not threading.main_thread():
-            return self
-        for sig in self.signals:
-            self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        self.previous.clear()
-        return False
-
-    class _Critical:
-        def __init__(self, owner):
-            self.owner = owner
-
-        def __enter__(self):
-            self.owner.depth += 1
-
-        def __exit__(self, *exc):
-            self.owner.depth -= 1
-            if not self.owner.depth and self.owner.pending is not None and exc[0] is None:
-                signum, self.owner.pending = self.owner.pending, None
-                raise Interrupted(signum)
-            return False
-
-    def critical(self):
-        return self._Critical(self)

@@ -27,7 +27,7 @@ def compose():
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from experiments.pipeline import register_resolvers
+    from experiments.build import register_resolvers
 
     register_resolvers()
 

@@ -25,7 +25,7 @@ import torch
 from conftest import REPO, run_train
 
 from agd.results import load_runs
-from experiments import pipeline
+from experiments import build, pipeline
 from experiments.run_store import RunBusy, RunStore
 
 QUIET = ["logger=none", "progress=false"]
@@ -285,18 +285,18 @@ def test_a_sweep_whose_runs_diverge_exits_3_and_they_stay_results(tmp_path):
 # ------------------------------------------------------------ 9. one sentence and exit 2
 
 def test_overrides_too_long_for_a_file_name_get_a_short_deterministic_name(tmp_path):
-    assert pipeline.run_name("epochs=2,model.depth=3") == "epochs=2,model.depth=3"  # names that fit are kept
-    assert pipeline.run_name("") == "default"
+    assert build.run_name("epochs=2,model.depth=3") == "epochs=2,model.depth=3"  # names that fit are kept
+    assert build.run_name("") == "default"
     long = ",".join(f"+extra{i}={'v' * 40}" for i in range(8))
-    name = pipeline.run_name(long)
-    assert len(name.encode()) <= 255 and name.startswith("+extra0=") and name == pipeline.run_name(long)
-    assert name != pipeline.run_name(long + "x")
+    name = build.run_name(long)
+    assert len(name.encode()) <= 255 and name.startswith("+extra0=") and name == build.run_name(long)
+    assert name != build.run_name(long + "x")
     overrides = [f"+extra{i}={'v' * 40}" for i in range(8)]
     runs = tmp_path / "runs"
     proc = run_train(["epochs=1", *QUIET, "model.width=16", *overrides], runs)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run_dir,) = list((runs / "train").iterdir())
-    assert run_dir.name == pipeline.run_name(",".join(sorted(["epochs=1", "model.width=16", *overrides])))
+    assert run_dir.name == build.run_name(",".join(sorted(["epochs=1", "model.width=16", *overrides])))
     facts = json.loads((run_dir / "facts.json").read_text())
     assert set(overrides) <= set(facts["overrides"])
     assert (facts["precision"], facts["channels_last"], facts["device"]) == ("fp32", False, "cpu")
@@ -358,17 +358,17 @@ class _TinyConv(torch.nn.Module):
 
 def test_a_model_that_cannot_take_the_data_is_refused_at_build_time():
     signals = SimpleNamespace(name="mnist1d", input_shape=(40,), num_classes=10)
-    with pytest.raises(pipeline.ConfigError) as refused:
-        pipeline.check_fits(_TinyConv(), signals)
+    with pytest.raises(build.ConfigError) as refused:
+        build.check_fits(_TinyConv(), signals)
     assert str(refused.value).startswith("model: _TinyConv cannot take mnist1d inputs of shape (40,) (")
     assert str(refused.value).endswith("a convolutional network needs images (channels, height, width), "
                                        "e.g. data=digits or data=cifar10.")
     images = SimpleNamespace(name="digits", input_shape=(3, 8, 8), num_classes=10)
     model = _TinyConv(classes=7)
-    with pytest.raises(pipeline.ConfigError, match=r"outputs of shape \(7,\) for digits, which has 10 classes"):
-        pipeline.check_fits(model, images)
+    with pytest.raises(build.ConfigError, match=r"outputs of shape \(7,\) for digits, which has 10 classes"):
+        build.check_fits(model, images)
     assert model.training  # the check leaves the model as it found it
-    pipeline.check_fits(_TinyConv(), images)
+    build.check_fits(_TinyConv(), images)
 
 
 def test_agd_blowing_up_names_its_gain_not_a_learning_rate(tmp_path):

@@ -192,13 +192,13 @@ def test_every_run_records_the_precision_it_used(tmp_path, compose):
 
 
 def test_the_run_name_leaves_out_the_settings_that_do_not_change_a_run(compose):
-    from experiments import pipeline
+    from experiments import build
 
     cfg = compose(["device=cpu", "progress=false", "model.depth=3"], return_hydra_config=True)
     excluded = list(cfg.hydra.job.config.override_dirname.exclude_keys)
-    assert excluded == pipeline.run_name_excluded_keys()
+    assert excluded == build.run_name_excluded_keys()
     assert {"device", "progress", "resume", "logger", "tags", "data.root"} <= set(excluded)
     stored = {"device": "cuda", "progress": True, "logger": {"mode": "online"}, "data": {"root": "/a", "seed": 1}}
     moved = {"device": "cpu", "progress": False, "logger": {"mode": "offline"}, "data": {"root": "/b", "seed": 1}}
-    assert pipeline.semantic_config(stored) == pipeline.semantic_config(moved)  # the same run, resumable
-    assert pipeline.semantic_config(stored) != pipeline.semantic_config({**moved, "data": {"seed": 2}})
+    assert build.semantic_config(stored) == build.semantic_config(moved)  # the same run, resumable
+    assert build.semantic_config(stored) != build.semantic_config({**moved, "data": {"seed": 2}})

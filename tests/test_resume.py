@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import REPO, run_train
 
-from agd import distributed
+from experiments import signals
 from experiments.pipeline import run
 
 EPOCHS = 4
@@ -98,7 +98,7 @@ def test_sigterm_stops_at_once_with_exit_75_and_the_run_resumes(tmp_path):
         _wait_for_epoch(proc, checkpoint, 2)
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == distributed.EXIT_INTERRUPTED, out[-2000:]
+        assert proc.returncode == signals.EXIT_INTERRUPTED, out[-2000:]
         assert uninterrupted.wait(timeout=300) == 0
     finally:
         for p in (proc, uninterrupted):
@@ -109,17 +109,17 @@ def test_sigterm_stops_at_once_with_exit_75_and_the_run_resumes(tmp_path):
 
 
 def test_signal_inside_a_critical_block_waits_for_its_end():
-    guard = distributed.StopOnSignal(signals=(signal.SIGUSR1,))
+    guard = signals.StopOnSignal(signals=(signal.SIGUSR1,))
     written = []
     with guard:
-        with pytest.raises(distributed.Interrupted) as stop:
+        with pytest.raises(signals.Interrupted) as stop:
             with guard.critical():
                 os.kill(os.getpid(), signal.SIGUSR1)
                 time.sleep(0.01)  # the handler has run by now, and deferred
                 written.append("checkpoint")
                 written.append("metrics")
-        assert stop.value.code == distributed.EXIT_INTERRUPTED
-        with pytest.raises(distributed.Interrupted):  # outside a block it stops at once
+        assert stop.value.code == signals.EXIT_INTERRUPTED
+        with pytest.raises(signals.Interrupted):  # outside a block it stops at once
             os.kill(os.getpid(), signal.SIGUSR1)
             time.sleep(1)
     assert written == ["checkpoint", "metrics"]
