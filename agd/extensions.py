@@ -46,7 +46,7 @@ output's size. What differs per kind is which map the tensor is, and so its (out
   1%.)
 
 A 1-D parameter of any other module (a custom gate, a learned temperature) has no known map,
-so it stays refused ("vector" kind in agd/rules.py): AGD cannot guess its scale.
+so it is refused by design ("vector" kind in agd/rules.py): AGD cannot guess its scale.
 
 The authors' later experimental code handled biases and norm parameters differently: each 1-D
 tensor is grouped with the weight registered just before it and normalised by that weight's
@@ -54,13 +54,13 @@ gradient norm. That depends on the order in which a module registers its paramet
 a bias a step whose size in its own units is arbitrary (the ratio of two unrelated gradient
 norms), so it is not followed here.
 
-The rule table (agd/rules.py) holds one entry per kind; `rule_fields()` gives the fields these
-entries need and `register(rules)` writes them into the table.
+The entries of these kinds are in the one rule table (agd/rules.py), beside the paper's, with
+everything else about them (matching, refusal, whether they count in L); this module holds the
+maps' (out, in) and the initialisations they use.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -68,12 +68,6 @@ import torch
 from agd.functional import semi_orthogonal
 
 Shape = tuple[int, ...]
-
-
-def vector_norm(grad: torch.Tensor) -> torch.Tensor:
-    """The Frobenius norm of a 1-D tensor's matrix (a (d, 1) column, or a diagonal): its
-    2-norm, as a 0-d tensor in float32 at least (float64 stays float64)."""
-    return torch.linalg.vector_norm(grad, dtype=torch.promote_types(grad.dtype, torch.float32))
 
 
 def bias_fans(shape: Shape) -> tuple[int, int]:
@@ -114,28 +108,3 @@ def init_embedding_(weight: torch.Tensor, scale: float, generator: torch.Generat
     per_token = scale * math.sqrt(min(vocab, dim) / vocab)
     rows = draw / torch.linalg.vector_norm(draw, dim=1, keepdim=True)
     weight.copy_(rows * per_token)
-
-
-def rule_fields() -> dict[str, dict]:
-    """kind -> the fields of its agd.rules.Rule entry that this module supplies."""
-    return {
-        "embedding": dict(fans=embedding_fans, init=init_embedding_, in_depth=True, implemented=True),
-        "norm": dict(matches=_is_norm_gain, fans=norm_gain_fans, init=ones_, norms=vector_norm,
-                     in_depth=False, implemented=True),
-        "bias": dict(fans=bias_fans, init=zeros_, norms=vector_norm, in_depth=False, implemented=True),
-    }
-
-
-def _is_norm_gain(param: torch.Tensor, module, attr: str) -> bool:
-    """A normalisation layer's `weight` (its shift is its `bias`, which the bias rule takes)."""
-    from agd.rules import _NORMS
-
-    return isinstance(module, _NORMS) and attr == "weight"
-
-
-def register(rules: dict) -> None:
-    """Write the rules of this module into the table `rules` (agd.rules.RULES) in place, keeping
-    each kind's position (the first matching entry decides a parameter's kind) and its refusal
-    text, which still applies without extensions=True."""
-    for kind, fields in rule_fields().items():
-        rules[kind] = dataclasses.replace(rules[kind], **fields)

@@ -1,6 +1,7 @@
 """The paper's initialisation, part of the method (docs/algorithm.md, "Initialisation"): each
 (out, in) block drawn semi-orthogonal, then the tensor times its scale, so every singular value
-of every block equals the scale. Which blocks and which scale: agd/rules.py."""
+of every block equals the scale. Which blocks, which scale, and the initialisations of the kinds
+beyond the paper (with extensions=True): the rule table, agd/rules.py."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def init_weights(model: nn.Module, generator: torch.Generator | None = None, *,
                  extensions: bool = False) -> nn.Module:
     """Initialise every parameter of `model` by its rule (agd/rules.py). A parameter the paper
     has no rule for (a bias, a norm's affine parameter, an nn.Embedding weight) is refused with
-    the fix; `extensions=True` asks for the rules beyond the paper (not available yet).
-    Frozen parameters are initialised too: freezing decides what trains, not the network."""
+    the fix; `extensions=True` initialises those by the rules beyond the paper (docs/beyond.md:
+    biases 0, norm gains 1, embeddings semi-orthogonal with equal token norms). Frozen
+    parameters are initialised too: freezing decides what trains, not the network."""
     for _, param, rule in model_rules(model, extensions):
         rule.init(param.data, rule.scale(param.shape), generator)
     return model

@@ -43,7 +43,8 @@ class UpdateSizeMeter:
     trained tensors of `weights` (docs/experiments.md, fig2), as a 0-d device tensor.
 
     An optimiser that measures its own update over exactly these tensors (agd.AGD with
-    `measure_update_size`) reports it with no copy of the weights. For any other the weights
+    `measure_update_size`, over the trained tensors whose rule counts in the update size)
+    reports it with no copy of the weights. For any other the weights
     are copied, before the step, into buffers allocated once (not every step), and the norms of
     the difference taken after it.
     """
@@ -51,8 +52,8 @@ class UpdateSizeMeter:
     def __init__(self, optimizer, weights: list[torch.Tensor], enabled: bool = True):
         self.optimizer, self.weights, self.enabled = optimizer, trained(weights), enabled
         self.native = False
-        if enabled and hasattr(optimizer, "measure_update_size"):
-            held = trained(p for group in optimizer.param_groups for p in group["params"])
+        if enabled and hasattr(optimizer, "measure_update_size") and hasattr(optimizer, "counted"):
+            held = optimizer.counted("in_update_size")  # the tensors AGD's own measure averages over
             if len(held) == len(self.weights) and {id(p) for p in held} == {id(w) for w in self.weights}:
                 optimizer.measure_update_size = True
                 self.native = True

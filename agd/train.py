@@ -16,15 +16,11 @@ from torch import nn
 
 from agd.distributed import all_reduce, reduce_stats
 from agd.metrics import RunningStats, UpdateSizeMeter, correct_count
+from agd.rules import update_size_tensors
 
 
 class NonFiniteLossError(FloatingPointError):
     """The objective became inf/NaN; the message names the epoch and step."""
-
-
-def _weights(model: nn.Module) -> list[torch.Tensor]:
-    """The tensors whose relative update is measured: every parameter of rank >= 2."""
-    return [p for p in model.parameters() if p.dim() >= 2]
 
 
 def _set_optimizer_mode(optimizer, mode: str) -> None:
@@ -204,7 +200,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, train_loader, test
 
     options = replace(options or LoopOptions(), **option_values)
     # AGD reports its own update size from the step (no weight copy); others: buffered copy
-    meter = UpdateSizeMeter(optimizer, _weights(model), enabled=options.track_update_size)
+    meter = UpdateSizeMeter(optimizer, update_size_tensors(model), enabled=options.track_update_size)
     steps_per_epoch = len(train_loader)
     rows: list[dict] = []
     clock = time.perf_counter()

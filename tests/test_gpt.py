@@ -3,7 +3,6 @@ both through the ordinary training loop on a small text file."""
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import math
@@ -14,19 +13,11 @@ from conftest import run_train
 from torch import nn
 from training import cross_entropy_losses
 
-from agd import extensions
 from agd.init import init_weights
 from agd.models.gpt import GPT
 from agd.optim import AGD
-from agd.rules import RULES, classify
+from agd.rules import classify
 from agd.schedules import AdamWCosine, warmup_cosine
-
-
-@pytest.fixture(autouse=True)
-def extension_rules(monkeypatch):
-    """The extension entries in the rule table for this test only (a no-op once registered)."""
-    for kind, fields in extensions.rule_fields().items():
-        monkeypatch.setitem(RULES, kind, dataclasses.replace(RULES[kind], **fields))
 
 
 def _model(**kwargs) -> GPT:

@@ -46,11 +46,6 @@ def test_init_weights_covers_a_model_and_is_seeded():
         assert not torch.equal(pa, pc)
 
 
-def test_init_weights_refuses_a_bias():
-    with pytest.raises(ValueError, match=r"0\.bias has shape \(4,\)"):
-        init_weights(nn.Sequential(nn.Linear(3, 4)))
-
-
 def test_init_weights_gives_every_block_of_a_model_its_scale_in_its_dtype():
     model = nn.Sequential(nn.Conv2d(2, 8, 3, bias=False), nn.Flatten(), nn.Linear(8, 2, bias=False)).double()
     model[2].weight.requires_grad_(False)  # frozen layers are initialised too

@@ -62,15 +62,35 @@ def test_kinds_outside_the_paper_are_refused_by_init_and_by_agd(model, message):
     AGD(model, extensions=True)
 
 
-def test_a_vector_of_unknown_role_is_refused_even_with_extensions():
+@pytest.mark.parametrize("extensions", [False, True])
+def test_a_vector_of_unknown_role_is_refused_by_design_with_the_reason(extensions):
     class Scaled(nn.Module):
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(3, 4, bias=False)
             self.temperature = nn.Parameter(torch.ones(4))
 
-    with pytest.raises(NotImplementedError, match="not available yet"):
-        AGD(Scaled(), extensions=True)
+    # not "not available yet": no rule can size the step of a map AGD does not know
+    message = r"temperature has shape \(4,\): .*neither a bias nor .* cannot tell which map.*another optimiser"
+    with pytest.raises(ValueError, match=message):
+        AGD(Scaled(), extensions=extensions)
+    with pytest.raises(ValueError, match=message):
+        init_weights(Scaled(), extensions=extensions)
+
+
+def test_every_kind_with_a_rule_has_a_fast_step_layout():
+    # the fast step lays out both views, so no kind falls back to the per-tensor step
+    from agd import optim_fast
+
+    assert {rule.view for rule in RULES.values()} <= set(optim_fast.VIEWS)
+    assert [kind for kind, rule in RULES.items() if rule.fans is None] == ["vector", "loose"]
+
+
+def test_a_given_kind_must_fit_the_tensor():
+    with pytest.raises(ValueError, match=r"shape \(3, 2\) but is given the kind 'conv'.*rank \(4,\)"):
+        AGD([{"params": [nn.Parameter(torch.ones(3, 2))], "kinds": ["conv"]}])
+    with pytest.raises(ValueError, match="given the kind 'dense'"):
+        AGD([{"params": [nn.Parameter(torch.ones(3, 2))], "kinds": ["dense"]}])
 
 
 @pytest.mark.parametrize(("tensor", "message"), [
