@@ -189,9 +189,14 @@ def test_unsupported_parameter_rank_is_refused_with_its_shape(shape):
         AGD([nn.Parameter(torch.ones(shape))])
 
 
-def test_bias_in_a_model_is_refused():
-    with pytest.raises(ValueError, match=r"shape \(4,\).*bias=False"):
+def test_a_bias_passed_without_its_module_names_the_call_that_works():
+    # model.parameters() loses the modules: a 1-D tensor could be a bias or a norm gain
+    with pytest.raises(ValueError, match=r"shape \(4,\).*bias=False.*AGD\(model, extensions=True\)"):
         AGD(nn.Linear(3, 4).parameters())
+    # and extensions=True cannot help without the modules: the same call is named
+    with pytest.raises(ValueError, match=r"extensions=True needs the model itself.*AGD\(model, extensions=True\)"):
+        AGD(nn.Linear(3, 4).parameters(), extensions=True)
+    assert AGD(nn.Linear(3, 4), extensions=True).depth == 1  # the call named works
 
 
 def test_gain_scales_the_update_and_must_be_positive(foreach):
@@ -273,3 +278,116 @@ def test_update_size_is_the_mean_relative_change_over_depth(foreach):
     # ||ΔW_a||_F = (η/L)·scale = η/2, relative to ||W_a|| = 2; b adds 0; mean over L = 2: η/8
     assert opt.state["update_size"].item() == pytest.approx(eta / 8, rel=1e-6)
     assert (a.data - 1).norm().item() == pytest.approx(eta / 2, rel=1e-6)
+
+
+# ---------------------------------------------------------------- what the optimiser refuses
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: AGD(nn.Sequential()), r"Sequential with no parameters: .*AGD\(model\)"),
+    (lambda: AGD(nn.Sequential().parameters()), r"no parameters .*AGD\(model\), or a fresh model\.parameters\(\)"),
+    (lambda: AGD([]), r"no parameters"),
+    (lambda: AGD([{"params": []}]), r"param group 0 has no parameters"),
+])
+def test_no_parameters_is_refused_with_the_call_that_works(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_a_used_up_parameter_generator_is_refused():
+    model = _mlp(0)
+    params = model.parameters()
+    AGD(params)
+    with pytest.raises(ValueError, match="already used up"):
+        AGD(params)
+
+
+def _weights(*shapes):
+    return [nn.Parameter(torch.ones(shape)) for shape in shapes]
+
+
+def test_a_tensor_given_twice_is_refused():
+    a, b = _weights((2, 2), (3, 2))
+    with pytest.raises(ValueError, match=r"parameter 1 of group 0 is also parameter 0 of group 0.*move it twice"):
+        AGD([a, a])
+    with pytest.raises(ValueError, match=r"parameter 0 of group 1 is also parameter 0 of group 0.*one group"):
+        AGD([{"params": [a]}, {"params": [a, b]}])
+    opt = AGD([a])
+    with pytest.raises(ValueError, match="also parameter 0 of group 0"):
+        opt.add_param_group({"params": [a]})
+    assert len(opt.param_groups) == 1
+
+
+def test_tensors_over_the_same_memory_are_refused():
+    storage = torch.ones(4, 3)
+    with pytest.raises(ValueError, match="shares memory with parameter 0 of group 0.*clone"):
+        AGD([nn.Parameter(storage[:3]), nn.Parameter(storage[2:])])  # row 2 in both
+    weight = nn.Parameter(torch.ones(2, 2))
+    with pytest.raises(ValueError, match="shares memory"):
+        AGD([weight, nn.Parameter(weight)])  # nn.Parameter of a parameter shares its storage
+    AGD([nn.Parameter(storage[:2]), nn.Parameter(storage[2:])])  # disjoint halves move once each
+
+
+def test_a_weight_tied_between_two_modules_is_refused():
+    model = nn.Sequential(nn.Embedding(5, 4), nn.Linear(4, 5, bias=False))
+    model[1].weight = model[0].weight  # (5, 4) both: an embedding's rule or a matrix's?
+    with pytest.raises(ValueError, match=r"1\.weight is the same tensor as 0\.weight.*untie it"):
+        AGD(model, extensions=True)
+    with pytest.raises(ValueError, match="tied between two modules"):
+        init_weights(model, extensions=True)
+
+
+def test_only_biases_and_gains_to_train_is_refused():
+    # they add no depth: L = 0 would divide by zero
+    with pytest.raises(ValueError, match=r"add no depth \(L = 0\).*unfreeze a layer"):
+        AGD(nn.LayerNorm(4), extensions=True)
+    model = nn.Linear(3, 4)
+    model.weight.requires_grad_(False)
+    with pytest.raises(ValueError, match="L = 0"):
+        AGD(model, extensions=True)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(gain=-1.0), "gain must be a positive finite number, got -1.0"),
+    (dict(gain=float("inf")), "gain must be a positive finite number"),
+    (dict(momentum=1.0), r"momentum must be a number in \[0, 1\)"),
+    (dict(momentum=-0.1), "momentum must be"),
+    (dict(orthogonalize=1), "orthogonalize must be true or false, got 1"),
+])
+def test_bad_settings_are_refused_for_the_optimiser_and_for_a_group(options, message):
+    with pytest.raises(ValueError, match=message):
+        AGD(_weights((2, 2)), **options)
+    with pytest.raises(ValueError, match=f"param group 0: AGD's {message}"):
+        AGD([{"params": _weights((2, 2)), **options}])
+
+
+def test_kinds_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="2 tensors but 1 kinds"):
+        AGD([{"params": _weights((2, 2), (2, 2)), "kinds": ["matrix"]}])
+
+
+@pytest.mark.parametrize("other", [
+    lambda ps: torch.optim.Adam(ps, lr=1e-3),
+    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+])
+def test_a_state_dict_of_another_optimiser_is_refused_before_anything_changes(other):
+    model = _mlp(0)
+    foreign = other(model.parameters())
+    ((model(torch.randn(4, 6)) - 1) ** 2).mean().backward()
+    foreign.step()
+    opt = AGD(model.parameters())
+    _steps(model, opt, 2, seed=2)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match="not AGD's.*load it into the optimiser that saved it"):
+        opt.load_state_dict(foreign.state_dict())
+    assert opt.state_dict() == before and opt.param_groups[0]["kinds"] == ["matrix", "matrix"]
+    _steps(model, opt, 1, seed=3)  # and it still steps
+
+
+def test_a_state_dict_of_another_model_is_refused():
+    small = AGD(_weights((2, 2)))
+    with pytest.raises(ValueError, match=r"groups of \[1\] tensors and this optimiser \[2\]"):
+        AGD(_weights((2, 2), (3, 2))).load_state_dict(small.state_dict())
+    conv = AGD([{"params": _weights((2, 2, 3, 3)), "kinds": ["conv"]}])
+    with pytest.raises(ValueError, match="given the kind 'conv'"):
+        AGD(_weights((2, 2))).load_state_dict(conv.state_dict())
