@@ -76,7 +76,7 @@ def test_training_windows_are_next_character_pairs_reproducible_per_seed_and_epo
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(batches, list(train), strict=True))
 
 
-def test_validation_windows_tile_the_split_in_order(corpus):
+def test_validation_windows_tile_the_split_in_order_and_a_cap_spreads_them(corpus):
     data = load(path=str(corpus), context=8, val_windows=0)
     _, val = make_loaders(data, 5, seed=0, device="cpu", eval_batch_size=16)  # 16 tokens: 2 windows a batch
     xs = [x for x, _ in val]
@@ -85,7 +85,9 @@ def test_validation_windows_tile_the_split_in_order(corpus):
     assert len(windows) == len(range(0, 180 - 8, 8)) == 22
     assert data.decode(windows.reshape(-1)) == TEXT[1620:1620 + 22 * 8]
     capped = load(path=str(corpus), context=8, val_windows=4)
-    assert sum(len(x) for x, _ in make_loaders(capped, 5, seed=0, device="cpu")[1]) == 4
+    kept = torch.cat([x for x, _ in make_loaders(capped, 5, seed=0, device="cpu")[1]])
+    # 4 of the 22 tiles, evenly spaced over the split (tile i * 22 // 4), not its first 4
+    assert torch.equal(kept, windows[[0, 5, 11, 16]])
 
 
 def test_data_parallel_ranks_split_each_global_batch(corpus):
