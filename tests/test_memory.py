@@ -33,6 +33,15 @@ def test_agd_holds_no_per_parameter_state(foreach):
     assert report.total_multiple == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.parametrize("foreach", [False, True], ids=["readable", "foreach"])
+def test_agd_with_momentum_holds_one_copy(foreach):
+    # the momentum variant (docs/beyond.md) keeps one moving average per weight: 2x in all
+    report = run(lambda p: AGD(p, check_finite=False, momentum=0.9, orthogonalize=True, foreach=foreach))
+    assert report.state_bytes - 8 * report.scalar_tensors <= WEIGHT_BYTES <= report.state_bytes
+    assert report.state_tensors - report.scalar_tensors == 3  # one average per weight tensor
+    assert report.total_multiple == pytest.approx(2.0, abs=0.01)
+
+
 def test_sgd_momentum_holds_one_copy():
     plain = run(lambda p: torch.optim.SGD(p, lr=0.1))
     assert plain.state_bytes == 0

@@ -4,143 +4,51 @@ layouts and torch.compile, and reads nothing on the host off the CPU."""
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import pytest
 import torch
 from torch import nn
+from training import WHOLE_MODEL, agd_for, batches_for, build, largest_difference, square_loss_etas, initialised_model
 
-from agd import AGD, init_weights
-from agd.models import FCN
-from agd.models.gpt import GPT
+from agd import AGD
 from agd.optim_fast import kernel_norms
 
 ReferenceAGD = partial(AGD, foreach=False)
 FastAGD = partial(AGD, foreach=True)
 
 
-class SmallCNN(nn.Module):
-    """Bias-free: 3x3, 1x1 and 5x3 kernels, a stride, and a matrix head (docs/algorithm.md, convolutions)."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.ReLU(),
-            nn.Conv2d(16, 16, 1, bias=False), nn.ReLU(),
-            nn.Conv2d(16, 12, (5, 3), padding=(2, 1), bias=False), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(2))
-        self.head = nn.Linear(48, 10, bias=False)
-
-    def forward(self, x):
-        return self.head(self.body(x).flatten(1))
-
-
-class BiasedCNN(nn.Module):
-    """Every kind a CNN can hold beyond the paper: conv and linear biases, affine BatchNorm."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.Conv2d(8, 12, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
-        self.head = nn.Linear(48, 10)
-
-    def forward(self, x):
-        return self.head(self.body(x).flatten(1))
-
-
-def _build(kind: str) -> nn.Module:
-    if kind == "fcn":
-        return FCN(depth=4, width=32, input_shape=(20,), num_classes=10)
-    if kind == "gpt":  # embeddings, LayerNorm gains and shifts, biases: every kind of the table
-        return GPT(input_shape=(8,), num_classes=10, width=16, depth=2, heads=2)
-    return BiasedCNN() if kind == "biased_cnn" else SmallCNN()
-
-
-WHOLE_MODEL = ("gpt", "biased_cnn")  # trained by whole-model AGD (extensions=True)
-
-
-def _model(kind: str) -> nn.Module:
-    torch.manual_seed(0)
-    return init_weights(_build(kind), torch.Generator().manual_seed(0), extensions=kind in WHOLE_MODEL)
-
-
-def _agd(model: nn.Module, kind: str, **options) -> AGD:
-    """AGD as the pipeline builds it: the model itself for whole-model AGD, else its tensors."""
-    if kind in WHOLE_MODEL:
-        return AGD(model, extensions=True, **options)
-    return AGD(model.parameters(), **options)
-
-
-def _batches(kind: str, n: int):
-    gen = torch.Generator().manual_seed(1)
-    if kind == "gpt":  # ids (16, 8) -> next-token targets, one per position
-        return [(torch.randint(0, 10, (16, 8), generator=gen), torch.randint(0, 10, (16 * 8,), generator=gen))
-                for _ in range(n)]
-    shape = (16, 20) if kind == "fcn" else (16, 3, 8, 8)
-    return [(torch.randn(*shape, generator=gen), torch.randint(0, 10, (16,), generator=gen))
-            for _ in range(n)]
-
-
-def _train(model, opt, batches, channels_last=False):
-    etas = []
-    for x, y in batches:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = model(x)
-        loss = ((out - nn.functional.one_hot(y, 10).float() * math.sqrt(10)) ** 2).mean()
-        for p in model.parameters():
-            p.grad = None
-        loss.backward()
-        etas.append(float(opt.step()))
-    return etas
-
-
-# Biases whose gradient is zero in exact arithmetic: an attention key's (softmax ignores a constant
-# added to every score of a query) and a conv's right before a BatchNorm (the norm subtracts it).
-# Their gradient is rounding noise, which AGD normalises to a full step (docs/beyond.md), so the
-# two steps move them differently; neither changes what the network computes.
-INVARIANT = ("attn.key.bias", "body.0.bias")
-
-
-def _max_diff(a: nn.Module, b: nn.Module) -> float:
-    return max((p - q).abs().max().item() for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True)
-               if not name.endswith(INVARIANT))
-
-
 @pytest.mark.parametrize("kind", ["fcn", "cnn", *WHOLE_MODEL])
 @pytest.mark.parametrize("check_finite", [True, False])
 def test_fast_step_matches_the_reference_after_ten_steps(kind, check_finite):
-    ours, ref = _model(kind), _model(kind)
-    batches = _batches(kind, 10)
-    etas = _train(ours, _agd(ours, kind, check_finite=check_finite, foreach=True), batches)
-    ref_etas = _train(ref, _agd(ref, kind, foreach=False), batches)
+    ours, ref = initialised_model(kind), initialised_model(kind)
+    batches = batches_for(kind, 10)
+    etas = square_loss_etas(ours, agd_for(ours, kind, check_finite=check_finite, foreach=True), batches)
+    ref_etas = square_loss_etas(ref, agd_for(ref, kind, foreach=False), batches)
     assert etas == pytest.approx(ref_etas, rel=1e-5)
-    assert _max_diff(ours, ref) <= 1e-6
-    assert _max_diff(ours, _model(kind)) > 1e-2  # the weights did move
+    assert largest_difference(ours, ref) <= 1e-6
+    assert largest_difference(ours, initialised_model(kind)) > 1e-2  # the weights did move
     with torch.no_grad():  # the same network (in training mode: a BatchNorm normalises by the batch's mean)
         x = batches[0][0]
         torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 
 def test_channels_last_conv_weights_match_the_reference():
-    ours, ref = _model("cnn"), _model("cnn")
+    ours, ref = initialised_model("cnn"), initialised_model("cnn")
     ours.to(memory_format=torch.channels_last)
     assert ours.body[2].weight.is_contiguous(memory_format=torch.channels_last)
     assert not ours.body[2].weight.is_contiguous()
-    batches = _batches("cnn", 10)
-    etas = _train(ours, FastAGD(ours.parameters()), batches, channels_last=True)
+    batches = batches_for("cnn", 10)
+    etas = square_loss_etas(ours, FastAGD(ours.parameters()), batches, channels_last=True)
     assert ours.body[2].weight.grad.is_contiguous(memory_format=torch.channels_last)
-    ref_etas = _train(ref, ReferenceAGD(ref.parameters()), batches)
+    ref_etas = square_loss_etas(ref, ReferenceAGD(ref.parameters()), batches)
     assert etas == pytest.approx(ref_etas, rel=1e-5)
-    assert _max_diff(ours, ref) <= 1e-6
+    assert largest_difference(ours, ref) <= 1e-6
 
 
 def test_gradients_that_come_and_go_rebuild_the_plan():
     # which tensors have a gradient changes between steps; every step must match the reference
-    ours, ref = _model("cnn"), _model("cnn")
+    ours, ref = initialised_model("cnn"), initialised_model("cnn")
     opt, ref_opt = FastAGD(ours.parameters()), ReferenceAGD(ref.parameters())
     gen = torch.Generator().manual_seed(3)
     for step in range(6):
@@ -151,7 +59,7 @@ def test_gradients_that_come_and_go_rebuild_the_plan():
                 g = torch.randn(p.shape, generator=gen)
                 p.grad, q.grad = g.clone(), g.clone()
         assert opt.step().item() == pytest.approx(ref_opt.step().item(), rel=1e-5)
-    assert _max_diff(ours, ref) <= 1e-6
+    assert largest_difference(ours, ref) <= 1e-6
 
 
 def test_gain_change_between_steps_is_honoured():
@@ -180,21 +88,21 @@ def test_kernel_norms_for_every_layout(layout):
 
 @pytest.mark.parametrize("kind", ["cnn", *WHOLE_MODEL])
 def test_measured_update_size_agrees_between_the_two_steps(kind):
-    ours, ref = _model(kind), _model(kind)
-    fast, slow = _agd(ours, kind, foreach=True), _agd(ref, kind, foreach=False)
+    ours, ref = initialised_model(kind), initialised_model(kind)
+    fast, slow = agd_for(ours, kind, foreach=True), agd_for(ref, kind, foreach=False)
     fast.measure_update_size = slow.measure_update_size = True
-    batches = _batches(kind, 3)
-    _train(ours, fast, batches)
-    _train(ref, slow, batches)
+    batches = batches_for(kind, 3)
+    square_loss_etas(ours, fast, batches)
+    square_loss_etas(ref, slow, batches)
     assert fast.state["update_size"].item() == pytest.approx(slow.state["update_size"].item(), rel=1e-5)
     assert fast.state["update_size"].item() > 0
 
 
-def _compiled_train(backend: str, steps: int = 3, foreach: bool = True):
-    eager, compiled = _model("fcn"), _model("fcn")
+def _compiledsquare_loss_etas(backend: str, steps: int = 3, foreach: bool = True):
+    eager, compiled = initialised_model("fcn"), initialised_model("fcn")
     opt_e = AGD(eager.parameters(), check_finite=False, foreach=foreach)
     opt_c = AGD(compiled.parameters(), check_finite=False, foreach=foreach)
-    batches = _batches("fcn", steps)
+    batches = batches_for("fcn", steps)
 
     def train_step(model, opt, x, y):
         loss = ((model(x) - nn.functional.one_hot(y, 10).float()) ** 2).mean()
@@ -208,20 +116,20 @@ def _compiled_train(backend: str, steps: int = 3, foreach: bool = True):
         eta_e = train_step(eager, opt_e, x, y)
         eta_c = step_c(compiled, opt_c, x, y)
         assert eta_c.item() == pytest.approx(eta_e.item(), rel=1e-5)
-    assert _max_diff(eager, compiled) <= 1e-6
+    assert largest_difference(eager, compiled) <= 1e-6
     assert opt_c.state["step"] == steps
 
 
 @pytest.mark.parametrize("foreach", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["foreach", "readable"])
 def test_forward_backward_and_step_trace_under_torch_compile(foreach):
     # dynamo + AOT autograd (functionalisation of the in-place update) without C++ codegen
-    _compiled_train("aot_eager", foreach=foreach)
+    _compiledsquare_loss_etas("aot_eager", foreach=foreach)
 
 
 @pytest.mark.slow
 def test_forward_backward_and_step_compile_with_inductor():
     # the full inductor path (C++ code generation: slow on a cold cache, hence marked slow)
-    _compiled_train("inductor", steps=4)
+    _compiledsquare_loss_etas("inductor", steps=4)
 
 
 def test_compiled_step_skips_a_nonfinite_gradient_without_reading_it_on_the_host():
@@ -246,8 +154,8 @@ def test_off_the_cpu_the_default_step_reads_nothing_on_the_host(kind):
     # norm gains and embeddings included, and report η and the update size as device tensors.
     with pytest.raises(RuntimeError, match="meta"):
         bool(torch.ones((), device="meta") > 0)  # the check can fail
-    model = _build(kind).to("meta")
-    opt = _agd(model, kind, check_finite=False)
+    model = build(kind).to("meta")
+    opt = agd_for(model, kind, check_finite=False)
     opt.measure_update_size = True
     for p in model.parameters():
         p.grad = torch.empty_like(p)
@@ -259,10 +167,10 @@ def test_off_the_cpu_the_default_step_reads_nothing_on_the_host(kind):
 
 def test_whole_model_step_traces_as_one_graph():
     # fullgraph=True: any host read (a graph break) in the step is an error
-    model = _model("gpt")
-    opt = _agd(model, "gpt", check_finite=False, foreach=True)
-    ref = _model("gpt")
-    ref_opt = _agd(ref, "gpt", foreach=False)
+    model = initialised_model("gpt")
+    opt = agd_for(model, "gpt", check_finite=False, foreach=True)
+    ref = initialised_model("gpt")
+    ref_opt = agd_for(ref, "gpt", foreach=False)
     step = torch.compile(opt.step, backend="aot_eager", fullgraph=True)
     torch._dynamo.reset()
     gen = torch.Generator().manual_seed(5)
@@ -271,4 +179,4 @@ def test_whole_model_step_traces_as_one_graph():
             a.grad = torch.randn(a.shape, generator=gen)
             b.grad = a.grad.clone()
         assert step().item() == pytest.approx(ref_opt.step().item(), rel=1e-5)
-    assert _max_diff(model, ref) <= 1e-6
+    assert largest_difference(model, ref) <= 1e-6
