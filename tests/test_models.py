@@ -58,11 +58,27 @@ def test_parameter_counts(make, classes, expected):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in model.modules())
 
 
-def test_parameter_count_literals():
-    # the sums above, written out, so a typo in a component cannot hide
-    assert VGG16_CONVS + 5_120 == 14_715_584
-    assert RESNET18_CONVS + 5_120 == 11_164_352
-    assert RESNET50_CONVS + 20_480 == 23_467_712
+def _conv_and_linear_counts(model):
+    convs = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    linears = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return convs, linears
+
+
+@pytest.mark.parametrize("make, convs, fc_in", [
+    (VGG16, VGG16_CONVS, 512), (PreActResNet18, RESNET18_CONVS, 512), (PreActResNet50, RESNET50_CONVS, 2048)])
+def test_conv_weights_match_the_hand_sums_component_by_component(make, convs, fc_in):
+    # the conv total and the classifier separately, so a slip in one cannot be offset by the other
+    assert _conv_and_linear_counts(make(num_classes=10)) == (convs, fc_in * 10)
+
+
+def test_the_depth_and_weights_table_of_docs_models_md():
+    # docs/models.md: weights and L (the tensors AGD counts) for the paper's configurations
+    cifar10, cifar100 = dict(input_shape=(3, 32, 32), num_classes=10), dict(input_shape=(3, 32, 32), num_classes=100)
+    cases = [(FCN(depth=8, width=256, **cifar10), 1_182_208, 8), (FCN(depth=16, width=512, **cifar10), 5_248_000, 16),
+             (VGG16(**cifar100), 14_761_664, 14), (PreActResNet18(**cifar10), 11_164_352, 21),
+             (PreActResNet50(**cifar10), 23_467_712, 54), (ResNet50ImageNet(), 25_502_912, 54)]
+    for model, weights, depth in cases:
+        assert (count(model), AGD(model).depth) == (weights, depth), type(model).__name__
 
 
 # Beyond the paper: bias=True adds one bias per conv/linear output channel, affine=True two
@@ -93,10 +109,11 @@ def test_bias_and_affine_options_add_exactly_their_parameters(make, classes, bas
 
 
 def test_option_counts_match_the_usual_models():
-    # VGG-16 with both options is the usual CIFAR VGG-16 (14,728,266 for 10 classes); ResNet-50
-    # ImageNet with affine BN is torchvision's resnet50 (25,557,032) less its fc bias
-    assert 14_715_584 + 4_234 + 2 * 4_224 == 14_728_266
-    assert RESNET50_IMAGENET + 2 * 26_560 == 25_557_032 - 1_000
+    # VGG-16 with both options is the usual CIFAR VGG-16 (14,728,266 parameters for 10 classes);
+    # ResNet-50 ImageNet with affine BN is torchvision's resnet50 (25,557,032) less its fc bias
+    assert count(VGG16(num_classes=10, bias=True, affine=True)) == 14_728_266
+    torchvision = pytest.importorskip("torchvision")
+    assert count(ResNet50ImageNet(affine=True)) == count(torchvision.models.resnet50()) - 1_000 == 25_556_032
 
 
 def test_resnet50_imagenet_with_affine_loads_torchvision_weights():
