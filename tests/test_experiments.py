@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.analysis import registry
+from experiments.analysis import registry, report
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -80,11 +80,20 @@ def _build_paper_model(cfg):
 
 @pytest.mark.parametrize("name", PAPER_EXPERIMENTS)
 def test_paper_scale_models_build(compose, name):
+    """The paper-scale model builds for its dataset's classes, and its optimiser, of the class the
+    config names, holds every weight of it exactly once."""
     from experiments.pipeline import build_optimizer
 
     cfg = compose([f"experiment={name}", "scale=paper"])
     model = _build_paper_model(cfg)
-    build_optimizer(cfg.optimizer, model)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    assert type(optimizer).__name__ == cfg.optimizer._target_.rsplit(".", 1)[-1]
+    held = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(held) == sorted(id(p) for p in model.parameters())
+    classes = 1000 if "imagenet" in cfg.data._target_ else 100 if cfg.data._target_.endswith("100") else 10
+    assert list(model.parameters())[-1].shape[0] == classes  # the output layer maps to the classes
+    if cfg.model._target_ == "agd.models.FCN":  # bias-free: one weight matrix per layer
+        assert len(held) == cfg.model.depth
 
 
 def _first_grid_point(cfg) -> list[str]:
@@ -178,3 +187,14 @@ def test_fig3_mini_wider_nets_reach_lower_final_train_loss(tmp_path):
                 failures.append(f"depth {depth}: width {w_big} loss {l_big:.4g} >= width {w_small} "
                                 f"loss {l_small:.4g}")
     assert not failures, "; ".join(failures)
+
+
+def test_the_reports_scale_sentence_matches_the_configs(compose):
+    """REPORT.md (experiments/analysis/report.py) says small runs every paper figure on Fashion-MNIST
+    and mini runs MNIST-1D or Fashion-MNIST: the configs must agree."""
+    scales = next(line for line in report.DEFINITIONS if line.startswith("**Scales.**"))
+    assert "Fashion-MNIST in every figure of the paper" in scales and "MNIST-1D for most FCN figures" in scales
+    for name in PAPER_EXPERIMENTS:
+        assert compose([f"experiment={name}", "scale=small"]).data._target_ == "agd.data.fashion_mnist.load", name
+        mini = compose([f"experiment={name}", "scale=mini"]).data._target_
+        assert mini in ("agd.data.mnist1d.load", "agd.data.fashion_mnist.load"), (name, mini)

@@ -8,10 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from runtrees import small_tree
+from runtrees import seeded, small_tree
 
 from experiments import paths
-from experiments.analysis import claims, registry, report, reproduce
+from experiments.analysis import claims, evidence, registry, report, reproduce
+from experiments.analysis import rundata as rd
+from experiments.analysis.claims import Claim
 from experiments.analysis.plots import fig2
 from experiments.analysis.plots import style as ps
 from experiments.analysis.registry import Figure
@@ -144,3 +146,48 @@ def test_double_budget_launches_every_experiment_of_the_figure_after_the_passthr
     for _, extra in launches:
         assert extra[0] == "hydra/launcher=slurm" and extra[1] == "seed=0"
         assert extra[3] == "group=fig2_small_x2"
+
+
+# ---- a figure added as docs/adding_a_figure.md says: one plot function and one registry entry ----
+
+def toy_plot(scale: str, runs=None, out=None):
+    """AGD's train accuracy per epoch, mean over seeds with a band, from the toy figure's group."""
+    name, df = ps.figure_runs("toy", scale, runs)
+    if df.empty:
+        return ps.no_runs_figure("toy", scale, out, runs)
+    fig, ax = ps.plt.subplots(figsize=(3.0, 2.0))
+    for opt, rows in rd.complete(df).groupby("opt"):
+        ps.seed_line(ax, rows, "train_acc", ps.color(opt), factor=100, label=ps.label(opt))
+    ps.log_epochs(ax)
+    ps.scale_note(fig, scale, problems=rd.budget_problems(df, name))
+    return ps.save(fig, name, out, runs)
+
+
+TOY = Figure("toy", ("toy",), toy_plot, (
+    Claim("toy.agd_train_acc", "AGD final train accuracy (toy FCN)", "95", "%",
+          claims.number("toy", "train_acc", opt="agd"), tolerance=1.0),
+))
+
+
+def test_a_registered_figure_is_drawn_judged_and_exported(tmp_path, monkeypatch):
+    monkeypatch.setattr(claims, "memory_rows", lambda: [])  # table 1 is not what this is about
+    monkeypatch.setitem(registry.FIGURES, "toy", TOY)
+    root, out, data = tmp_path / "runs", tmp_path / "out", tmp_path / "data"
+    seeded(root, "toy_small", "optimizer=agd", [{"final_acc": a} for a in (0.94, 0.95, 0.96)], scale="small")
+    assert reproduce.main(["figure=toy", "scale=small", "plot_only=true", f"runs={root}", f"out={out}"]) == 0
+    assert (out / "toy_small.png").stat().st_size > 3_000 and (out / "toy_small.pdf").exists()
+    row = "| toy.agd_train_acc | AGD final train accuracy (toy FCN) | 95 % | not run | 95.0 ± 1.0 (n=3) **shown** |"
+    text, _ = report.build(root)
+    assert any(line.startswith(row) for line in text.splitlines()), text
+    # its run group travels to the evidence, and the figure and its row rebuild from there
+    evidence.export(root, "small", evidence.groups_of(["toy"], "small", root), data)
+    (out / "toy_small.png").unlink()
+    assert reproduce.main(["figure=toy", "scale=small", "plot_only=true", f"runs={data}", f"out={out}"]) == 0
+    assert (out / "toy_small.png").stat().st_size > 3_000
+    assert any(line.startswith(row) for line in report.build(data)[0].splitlines())
+
+
+def test_registry_claims_are_named_by_their_figure_and_unique():
+    ids = [claim.id for _, claim in registry.claims()]
+    assert len(ids) == len(set(ids)) and len(ids) >= 30
+    assert all(claim.id.startswith(figure.id + ".") for figure, claim in registry.claims())

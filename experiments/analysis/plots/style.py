@@ -157,7 +157,7 @@ def scale_note(fig, scale: str, text: str = "", problems: list[str] | tuple = ()
     notes = []
     if scale in ("mini", "small"):
         what = ("offline stand-in data, CPU budget" if scale == "mini"
-                else "Fashion-MNIST / MNIST-1D stand-ins, seeds as bands")
+                else "real stand-in data, CPU budget, seeds as bands")
         notes.append((f"{scale.upper()} SCALE ({what}): not a paper-scale reproduction"
                       + (f" — {text}" if text else ""), "0.35"))
     if problems:

@@ -1,5 +1,5 @@
 """Table 1 (docs/experiments.md): optimiser memory (weights plus state) in units of the weights,
-as measured by scripts/memory_table.py (the one place it is computed). Writes table1.md,
+as measured by memory_table.py (the one place it is computed). Writes table1.md,
 table1.csv and a rendered table table1_<scale>.png/.pdf into the output folder (the numbers do
 not depend on the scale; the file name follows the driver's convention).
 
