@@ -8,14 +8,26 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# results-schema column -> W&B key
+# results-schema column (agd.results EPOCH_COLUMNS, STEP_COLUMNS) -> W&B key, one map per kind of
+# row. scripts/pull_wandb.py reads W&B runs back through the inverse (`wandb_columns`), so a key is
+# named here once for both directions.
 WANDB_KEYS = {
     "train_loss": "train/loss", "train_acc": "train/acc",
     "test_loss": "test/loss", "test_acc": "test/acc",
     "eta_mean": "agd/eta_mean", "eta_min": "agd/eta_min", "eta_max": "agd/eta_max",
     "update_mean": "agd/update_mean", "update_min": "agd/update_min",
     "update_max": "agd/update_max", "time_s": "time_s", "epoch": "epoch",
+    "step": "train/step",  # optimiser steps taken by the end of the epoch
 }
+WANDB_STEP_KEYS = {
+    "epoch": "step/epoch", "step": "step/step", "train_loss": "step/train_loss",
+    "train_acc": "step/train_acc", "eta": "step/eta", "update": "step/update",
+}
+
+
+def wandb_columns(keys: dict[str, str]) -> dict[str, str]:
+    """The inverse of a key map: W&B key -> results-schema column."""
+    return {key: column for column, key in keys.items()}
 
 
 class NullLogger:
@@ -92,8 +104,7 @@ class WandbLogger(NullLogger):
     def log_steps(self, rows):
         if self.run is not None:
             for row in rows:
-                self.run.log({"step/train_loss": row["train_loss"], "step/eta": row["eta"],
-                              "step/update": row["update"], "step/step": row["step"]})
+                self.run.log({WANDB_STEP_KEYS[k]: v for k, v in row.items() if k in WANDB_STEP_KEYS})
 
     def finish(self, exit_code=0):
         if self.run is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pytest
 from runtrees import make_run, seeded, small_tree
 
-from agd.results import load_runs
+from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, load_runs
 from experiments.analysis import claims, memory_table, registry, report, wandb_pull
 from experiments.analysis import rundata as rd
 from experiments.analysis.plots import fig2, fig3, showcase_a, table1
 from experiments.analysis.plots import style as ps
+from experiments.loggers import WANDB_KEYS, WANDB_STEP_KEYS, WandbLogger
 
 
 @pytest.fixture(autouse=True)
@@ -179,6 +180,43 @@ def test_pull_wandb_writes_the_run_schema(tmp_path):
     assert (df.status == "complete").all()
     steps = load_runs(tmp_path / "fig4_paper", steps=True)
     assert list(steps.step) == [1, 2, 3]
+
+
+class _Recorder:
+    """Stands in for a wandb run: keeps what WandbLogger logs, in order."""
+
+    def __init__(self):
+        self.history = []
+
+    def log(self, logged):
+        self.history.append(dict(logged))
+
+
+def test_what_the_logger_writes_to_wandb_pulls_back_as_the_same_rows():
+    """One key map both ways: every schema column WandbLogger logs comes back from W&B unchanged."""
+    epoch_rows = [{c: float(i + k) for k, c in enumerate(EPOCH_COLUMNS)} | {"epoch": i, "step": 4 * i}
+                  for i in (1, 2)]
+    step_rows = [{c: float(s + k) for k, c in enumerate(STEP_COLUMNS)} | {"epoch": 1 + (s > 4), "step": s}
+                 for s in range(1, 7)]
+    logger = WandbLogger(mode="disabled")
+    logger.run = _Recorder()
+    logger.log_steps(step_rows[:4])
+    logger.log(epoch_rows[0], step=4)
+    logger.log_steps(step_rows[4:])
+    logger.log(epoch_rows[1], step=8)
+    assert wandb_pull.convert(logger.run.history) == (epoch_rows, step_rows)
+    assert set(WANDB_KEYS) == set(EPOCH_COLUMNS) and set(WANDB_STEP_KEYS) == set(STEP_COLUMNS)
+
+
+def test_pull_wandb_recovers_the_epoch_of_older_step_rows():
+    """Step rows logged without their epoch get it from the epoch rows' step ranges; without those
+    ranges it stays unknown (empty), never a guessed 1."""
+    steps = [{"step/step": s, "step/train_loss": 1.0, "step/eta": 0.2, "step/update": 0.01} for s in range(1, 8)]
+    epochs = [{"epoch": e, "train/loss": 1.0, "train/step": 3 * e} for e in (1, 2)]
+    _, rows = wandb_pull.convert(steps + epochs)
+    assert [r["epoch"] for r in rows] == [1, 1, 1, 2, 2, 2, ""]  # step 7 is past the last epoch's end
+    _, rows = wandb_pull.convert(steps + [{k: v for k, v in e.items() if k != "train/step"} for e in epochs])
+    assert {r["epoch"] for r in rows} == {""}
 
 
 def test_table1_figure_and_report_read_one_table(tmp_path, monkeypatch):

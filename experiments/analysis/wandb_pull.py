@@ -1,5 +1,5 @@
 """Pull runs from Weights & Biases into a local runs tree in the run-directory schema, so that
-every plot script and scripts/report.py read them exactly like runs trained here.
+every plot and scripts/report.py read them exactly like runs trained here.
 
     python scripts/pull_wandb.py project=agd-reproduction [entity=<team>] [group=fig3_paper] \
         out=wandb_runs
@@ -7,9 +7,13 @@ every plot script and scripts/report.py read them exactly like runs trained here
 
 Each W&B run becomes <out>/<group>/<run name>/ with config.json (the config the run logged),
 metrics.csv (one row per epoch, agd.results.EPOCH_COLUMNS), steps.csv where per-step rows were
-logged (fig4), and summary.json (status "complete" for finished runs). `step` of an epoch row is
-not logged to W&B; it is recovered from the run's own config when the run logged per-step rows,
-and left empty otherwise. wandb is imported only here, and only when the script runs.
+logged (fig4), and summary.json (status "complete" for finished runs). The W&B keys are read
+back through the inverse of experiments/loggers.py's maps, so every column a run logged comes
+back under its own name. Runs logged before the epoch rows carried `train/step` and the step rows
+`step/epoch` lack those two: an epoch row's `step` is then left empty, and a step row's `epoch`
+is taken from the epoch rows' step ranges where they have them (epoch e holds the steps after
+epoch e-1's last step, up to its own), else left empty. wandb is imported only when the script
+runs.
 """
 
 from __future__ import annotations
@@ -19,47 +23,43 @@ from pathlib import Path
 
 from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, write_json, write_rows
 from experiments.analysis.args import entry, parse_keys
+from experiments.loggers import WANDB_KEYS, WANDB_STEP_KEYS, wandb_columns
 
-# W&B key -> schema column (the inverse of experiments/loggers.py WANDB_KEYS)
-EPOCH_KEYS = {
-    "train/loss": "train_loss", "train/acc": "train_acc", "test/loss": "test_loss",
-    "test/acc": "test_acc", "agd/eta_mean": "eta_mean", "agd/eta_min": "eta_min",
-    "agd/eta_max": "eta_max", "agd/update_mean": "update_mean", "agd/update_min": "update_min",
-    "agd/update_max": "update_max", "time_s": "time_s", "epoch": "epoch",
-}
-STEP_KEYS = {"step/step": "step", "step/train_loss": "train_loss", "step/eta": "eta",
-             "step/update": "update"}
 STATUS = {"finished": "complete", "running": "running", "crashed": "failed", "failed": "failed",
           "killed": "failed"}
 
 
+def _rows(logged: list[dict], keys: dict[str, str]) -> list[dict]:
+    """Logged W&B dicts as schema rows: every column of `keys`, empty where not logged, with the
+    epoch and step counters as whole numbers."""
+    rows = []
+    for item in logged:
+        row = {column: item.get(key, "") for key, column in wandb_columns(keys).items()}
+        for counter in ("epoch", "step"):
+            if row[counter] not in ("", None):
+                row[counter] = int(row[counter])
+        rows.append(row)
+    return rows
+
+
+def _epochs_of_steps(steps: list[dict], epochs: list[dict]) -> None:
+    """Give each step row that lacks its epoch the epoch whose step range holds it (from the
+    epoch rows' last steps); steps past the last known epoch end keep an empty epoch."""
+    ends = sorted((row["step"], row["epoch"]) for row in epochs if row["step"] != "")
+    for row in steps:
+        if row["epoch"] == "":
+            row["epoch"] = next((epoch for end, epoch in ends if row["step"] <= end), "")
+
+
 def convert(history: list[dict]) -> tuple[list[dict], list[dict]]:
     """Split a W&B history (list of logged dicts) into epoch rows and step rows of the schema."""
-    epochs, steps = [], []
-    for logged in history:
-        if "epoch" in logged and "train/loss" in logged:
-            row = {column: logged.get(key) for key, column in EPOCH_KEYS.items()}
-            row["epoch"] = int(row["epoch"])
-            row["step"] = ""
-            epochs.append(row)
-        elif "step/step" in logged:
-            row = {column: logged.get(key) for key, column in STEP_KEYS.items()}
-            row["step"] = int(row["step"])
-            steps.append(row)
+    is_epoch = [WANDB_KEYS["epoch"] in h and WANDB_KEYS["train_loss"] in h for h in history]
+    epochs = _rows([h for h, e in zip(history, is_epoch, strict=True) if e], WANDB_KEYS)
+    steps = _rows([h for h, e in zip(history, is_epoch, strict=True) if not e and WANDB_STEP_KEYS["step"] in h],
+                  WANDB_STEP_KEYS)
     epochs.sort(key=lambda r: r["epoch"])
     steps.sort(key=lambda r: r["step"])
-    if steps and epochs:
-        # steps are numbered from 1 over the whole run; an epoch's last step is epoch*steps/epoch,
-        # known only when per-step rows cover at least the whole first epoch
-        per_epoch = None
-        first_epoch_rows = [r for r in steps if r.get("epoch") in (None, 1)]
-        if len(steps) > len(first_epoch_rows) or epochs[0]["epoch"] > 1:
-            per_epoch = len(first_epoch_rows)
-        for row in epochs:
-            row["step"] = row["epoch"] * per_epoch if per_epoch else ""
-    for row in steps:
-        row.setdefault("epoch", 1)
-        row.setdefault("train_acc", "")
+    _epochs_of_steps(steps, epochs)
     return epochs, steps
 
 
