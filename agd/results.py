@@ -9,12 +9,16 @@ A run directory holds:
                    the signal); final metrics, wall time, the precision the run used
     facts.json     how the run was executed: device, precision, channels_last, ranks, overrides
     checkpoint.pt  model, optimiser and every row so far, for resuming (written by the entry point)
+    .lock          held (flock) by the process training the run, released by the system when it
+                   dies: a summary that still says "running" with its lock free is a run that
+                   was killed, and reads as "interrupted"
 Every file is written to a temporary name and renamed, so a crash never leaves a torn file.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -29,6 +33,25 @@ STEP_COLUMNS = ["epoch", "step", "train_loss", "train_acc", "eta", "update"]
 CONFIG_FILE, METRICS_FILE, STEPS_FILE, SUMMARY_FILE, FACTS_FILE, CHECKPOINT_FILE = (
     "config.json", "metrics.csv", "steps.csv", "summary.json", "facts.json", "checkpoint.pt")
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE)
+LOCK_FILE = ".lock"
+
+
+def run_is_live(run_dir: str | os.PathLike) -> bool:
+    """Whether a live process holds the run's lock. Takes a shared lock for an instant and
+    releases it (the owner's exclusive lock is retried briefly for that reason); never writes."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -130,6 +153,8 @@ def _run_meta(run_dir: Path) -> tuple[dict | None, str | None]:
     meta = flatten(read_json(run_dir / CONFIG_FILE))
     summary = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
     meta["status"] = summary.get("status")
+    if meta["status"] == "running" and not run_is_live(run_dir):  # its process was killed
+        meta["status"] = "interrupted"
     if (run_dir / FACTS_FILE).exists():
         meta.update(flatten(read_json(run_dir / FACTS_FILE), "facts."))
     meta["run_dir"] = str(run_dir)

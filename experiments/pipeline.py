@@ -57,8 +57,9 @@ class Progress:
 def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False, overrides=()) -> dict:
     """Run one training job in `run_dir`; returns its summary. Every way out says why in one
     line on stderr and, once the run has started, in summary.json. Alone, a user error exits 2;
-    in a sweep it is returned as the job's status (failed, diverged, busy) and the sweep goes on.
-    An interruption (SIGTERM, SIGINT) always ends the process."""
+    in a sweep it is returned as the job's status (failed, diverged, busy, and interrupted when
+    submitit declined to requeue) with the exit status it would have had (`exit_code`), and the
+    sweep goes on. Any other interruption (SIGTERM, SIGINT, a requeue) ends the process."""
     store = RunStore(run_dir, writer=distributed.detect().is_main)
     try:
         return _run(cfg, store, overrides)
@@ -68,27 +69,36 @@ def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False, overrides=
             store.finish("failed", f"{type(err).__name__}: {err}")
             raise
         status, message, code = outcome
+        ends_process = status == "interrupted" and not getattr(err, "not_requeued", None)
     store.finish(status, message)
     if not store.started and multirun and status == "failed":
         store.record_refusal(message)
     elif not store.started:
         store.remove_if_empty()
     print(f"{'interrupted' if status == 'interrupted' else 'error'}: {message}", file=sys.stderr, flush=True)
-    if status == "interrupted":
+    if ends_process or (status == "interrupted" and not multirun):
         raise SystemExit(code)
     if multirun:
-        return {"status": status, "error": message, "run_dir": str(store.path)}
+        return {"status": status, "error": message, "run_dir": str(store.path), "exit_code": code}
     sys.exit(code)
+
+
+def _interruption(err: BaseException, store: RunStore) -> tuple[str, str, int]:
+    name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
+    code = err.code if isinstance(err, Interrupted) else 130
+    stopped = f"{store.path} stopped by {name} after epoch {store.state.get('logged_epoch', 0)}"
+    if getattr(err, "requeued", False):
+        return "interrupted", f"{stopped}; submitit requeued the job, which resumes from its last checkpoint.", code
+    if getattr(err, "not_requeued", None):
+        return "interrupted", (f"{stopped} and not requeued ({err.not_requeued.rstrip('.')}); rerun the same "
+                               "command to resume from its last checkpoint."), code
+    return "interrupted", f"{stopped}; rerun the same command to resume from its last checkpoint.", code
 
 
 def _outcome(err: BaseException, store: RunStore) -> tuple[str, str, int] | None:
     """(status, one-sentence message, exit code) for a way out a user can act on; None for a bug."""
     if isinstance(err, (Interrupted, KeyboardInterrupt)):
-        name = err.signal_name if isinstance(err, Interrupted) else "SIGINT"
-        code = err.code if isinstance(err, Interrupted) else 130
-        done = store.state.get("logged_epoch", 0)
-        return "interrupted", (f"{store.path} stopped by {name} after epoch {done}; rerun the same "
-                               "command to resume from its last checkpoint."), code
+        return _interruption(err, store)
     if isinstance(err, RunBusy):
         return "busy", str(err), 2
     if isinstance(err, FloatingPointError):  # NonFiniteLossError, or AGD's own finiteness check

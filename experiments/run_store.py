@@ -18,6 +18,7 @@ import io
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from agd.results import (
     CONFIG_FILE,
     EPOCH_COLUMNS,
     FACTS_FILE,
+    LOCK_FILE,
     METRICS_FILE,
     RUN_FILES,
     STEP_COLUMNS,
@@ -39,7 +41,6 @@ from agd.results import (
     write_rows,
 )
 
-LOCK_FILE = ".lock"
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -49,6 +50,20 @@ class RunBusy(RuntimeError):
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _lock_exclusive(fd: int, patience_s: float = 0.5) -> bool:
+    """The exclusive lock, retried for `patience_s`: a reader (agd.results.run_is_live) holds a
+    shared one for an instant, which must not read as a live owner."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
 
 
 class RunStore:
@@ -85,9 +100,7 @@ class RunStore:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_exclusive(fd):
                 owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 raise RunBusy(f"{self.path} is being trained by another process (pid {owner}); wait "
                               "for it to finish or stop it, then rerun this command.") from None

@@ -15,7 +15,9 @@ command resumes an interrupted run and skips a complete one.
 Exit status: 0 done; 2 a bad command or config (one sentence on stderr, nothing written); 1 a
 failure of the machine (disk full) or of the code (with its traceback); 75 stopped by
 SIGTERM/SIGUSR1 and 130 by Ctrl-C (rerun to resume). A sweep exits 1 when any job failed and 3
-when none failed but some diverged (experiments/sweep.py).
+when none failed but some diverged (experiments/sweep.py). Under submitit (hydra/launcher=slurm or
+local) each job's process exits with its run's status too, so SLURM records a failed run as FAILED
+(experiments/signals.py).
 """
 
 import errno
@@ -30,7 +32,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments import sweep
-from experiments.pipeline import register_resolvers, run
+from experiments.build import register_resolvers
+from experiments.pipeline import run
+from experiments.signals import exit_status_at_end
 
 register_resolvers()
 
@@ -42,6 +46,10 @@ def main(cfg: DictConfig):
     summary = run(cfg, hydra_cfg.runtime.output_dir, multirun=multirun, overrides=list(hydra_cfg.overrides.task))
     if multirun:
         sweep.record(summary, hydra_cfg.job.num)
+        if os.environ.get("SUBMITIT_EXECUTOR") and summary.get("status") != "complete":
+            # the job returns, so submitit hands its status to the sweep; the scheduler still
+            # records a failure (SLURM: FAILED with this exit code, not COMPLETED 0:0)
+            exit_status_at_end(summary.get("exit_code") or 1)
     return summary
 
 
