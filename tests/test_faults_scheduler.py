@@ -194,3 +194,56 @@ def test_exit_status_at_end_runs_the_other_exit_handlers_first(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3 and proc.stdout == "returned normally\n"
     assert (tmp_path / "ran").read_text() == "yes"
+
+
+# ------------------------------------------------------------ submitit's handler, chained
+
+def test_the_preemption_signal_waits_for_the_checkpoint_then_goes_to_submitit(monkeypatch):
+    from experiments import signals
+
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    calls = []
+
+    def submitit_requeues(signum, frame):  # as submitit's checkpoint_and_try_requeue: requeue, exit
+        calls.append(signum)
+        sys.exit(-1)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_requeues)
+    try:
+        guard = signals.StopOnSignal()
+        with guard:
+            with pytest.raises(signals.Interrupted) as stop:
+                with guard.critical():
+                    os.kill(os.getpid(), signal.SIGUSR2)
+                    time.sleep(0.05)
+                    assert calls == []  # held while the checkpoint is written
+            assert calls == [signal.SIGUSR2] and stop.value.requeued and stop.value.code == -1
+        assert signal.getsignal(signal.SIGUSR2) is submitit_requeues  # submitit's handler is back
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_job_submitit_will_not_requeue_returns_interrupted_to_the_sweep(compose, tmp_path, monkeypatch):
+    from experiments import pipeline
+
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+
+    def submitit_gives_up(signum, frame):
+        raise RuntimeError("Job not requeued because: timed-out too many times.")
+
+    def train_until_signalled(*args, on_epoch=None, **kwargs):
+        os.kill(os.getpid(), signal.SIGUSR2)
+        time.sleep(5)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_gives_up)
+    monkeypatch.setattr(pipeline, "train", train_until_signalled)
+    run_dir = tmp_path / "run"
+    try:
+        result = pipeline.run(compose(["epochs=2", *QUIET, "model.width=16"]), run_dir, multirun=True)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert result["status"] == "interrupted" and result["exit_code"] == 75
+    assert result["error"] == (f"{run_dir} stopped by SIGUSR2 after epoch 0 and not requeued (Job not requeued "
+                               "because: timed-out too many times); rerun the same command to resume from its "
+                               "last checkpoint.")
+    assert _summary(run_dir) == {**_summary(run_dir), "status": "interrupted", "error": result["error"]}
