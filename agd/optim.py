@@ -141,7 +141,9 @@ class AGD(Optimizer):
                     average, weight = None, 0.0
                     if beta > 0:  # a new average starts as the gradient itself (weight 0 on m = 0)
                         weight = beta if "momentum" in self.state[p] else 0.0
-                        average = self.state[p].setdefault("momentum", torch.zeros_like(p))
+                        if weight == 0.0:
+                            self.state[p]["momentum"] = torch.zeros_like(p)
+                        average = self.state[p]["momentum"]
                     rule = RULES[kind]
                     live.append(Trained(p, p.grad, rule, group["gain"], average, weight,
                                         group["orthogonalize"] and rule.spectral))

@@ -1,6 +1,7 @@
-"""GPU checks: training steps never synchronise with the host, the AGD step runs inside a CUDA
-graph and under torch.compile, and the foreach step matches the readable one (`foreach=False`)
-on the GPU.
+"""GPU checks: training steps never synchronise with the host (the paper's AGD in the loop, and
+whole-model AGD with its variants), the AGD step runs inside a CUDA graph and under
+torch.compile, and the foreach step matches the readable one (`foreach=False`) on the GPU for
+every kind and variant.
 
 Run with `pytest -m gpu tests/test_gpu.py` on a machine with CUDA; everything here is skipped
 without it (and deselected by the default `-m 'not slow and not gpu'`).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from training import WHOLE_MODEL, agd_for, batches_for, initialised_model, largest_difference, square_loss_etas
 
 from agd import AGD, init_weights
 from agd.data import DeviceLoader
@@ -190,3 +192,44 @@ def test_compiled_step_matches_eager_on_cuda():
         assert compiled_step(compiled, opt_c, x, y).item() == pytest.approx(
             train_step(eager, opt_e, x, y).item(), rel=1e-4)
     assert _largest_difference(eager, compiled) <= 1e-5
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(momentum=0.9), dict(orthogonalize=True)],
+                         ids=["paper", "momentum", "spectral"])
+def test_whole_model_agd_steps_never_sync_with_the_host(variant):
+    # a GPT (embeddings, LayerNorm gains, biases) under whole-model AGD: after the first step has
+    # built its plan (and its averages), no step may synchronise with the host
+    from agd.models.gpt import GPT
+
+    torch.manual_seed(0)
+    model = GPT(input_shape=(64,), num_classes=64, width=128, depth=2, heads=4)
+    init_weights(model, torch.Generator().manual_seed(0), extensions=True)
+    model.to(CUDA)
+    opt = AGD(model, extensions=True, check_finite=False, **variant)
+    opt.measure_update_size = True
+    gen = torch.Generator(device=CUDA).manual_seed(0)
+    etas = []
+    for step in range(4):
+        x = torch.randint(0, 64, (12, 64), device=CUDA, generator=gen)
+        y = torch.randint(0, 64, (12 * 64,), device=CUDA, generator=gen)
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        torch.cuda.synchronize()
+        if step:
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            etas.append(opt.step())
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert all(eta.item() > 0 for eta in etas) and opt.state["update_size"].item() > 0
+
+
+@pytest.mark.parametrize("kind", ["fcn", "cnn", *WHOLE_MODEL])
+@pytest.mark.parametrize("variant", [dict(), dict(momentum=0.9, orthogonalize=True, gain=2.0)],
+                         ids=["paper", "variants"])
+def test_every_kind_and_variant_matches_the_reference_on_cuda(kind, variant):
+    ours, ref = initialised_model(kind).to(CUDA), initialised_model(kind).to(CUDA)
+    fast, slow = agd_for(ours, kind, foreach=True, **variant), agd_for(ref, kind, foreach=False, **variant)
+    batches = [(x.to(CUDA), y.to(CUDA)) for x, y in batches_for(kind, 8)]
+    assert square_loss_etas(ours, fast, batches) == pytest.approx(square_loss_etas(ref, slow, batches), rel=1e-4)
+    assert largest_difference(ours, ref) <= 1e-5
