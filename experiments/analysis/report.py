@@ -24,7 +24,6 @@ from experiments.analysis import rundata as rd
 from experiments.analysis.args import check_choice, entry, parse_keys
 from experiments.analysis.plots import style as ps
 
-SCALES = paths.SCALES
 PEERS = ("prodigy", "dadapt_adam", "schedulefree_adamw", "dog")
 DEFINITIONS = [
     "**How to read a cell.** `mean ± std (n=seeds)`: the mean over the seeds of a setting and the sample "
@@ -77,7 +76,7 @@ def claim_table(contexts: dict[str, cl.Ctx]) -> tuple[list[str], list[dict]]:
     for figure, claim in registry.claims():
         unit = claim.unit if claim.unit not in ("claim", "cell") else ""
         cells = []
-        for scale in SCALES:
+        for scale in paths.SCALES:
             result = judge(contexts[scale], claim)
             no_scale = not figure.has_scale and scale != "paper"
             cells.append("— (no scale)" if no_scale else cell(result))
@@ -150,7 +149,7 @@ def beyond_table(root: Path) -> list[str]:
     lines = ["| setting | scale | optimiser | train acc (%) | test acc (%) | train loss |",
              "|---|---|---|---|---|---|"]
     for setting, peers_base in (("showcase_a", "beyond_showcase_a"), ("fig2", "beyond_fig2")):
-        for scale in SCALES:
+        for scale in paths.SCALES:
             ctx = cl.Ctx(root, scale)
             agd, peers = ctx.final(setting), ctx.final(peers_base)
             agd = agd[agd.opt == "agd"] if not agd.empty else agd
@@ -172,12 +171,12 @@ def beyond_table(root: Path) -> list[str]:
 
 def beyond_extra(root: Path) -> list[str]:
     """The rows of report_beyond.py (biases, a transformer, transfer), per scale."""
-    return [line for scale in SCALES for line in report_beyond.rows(root, scale)]
+    return [line for scale in paths.SCALES for line in report_beyond.rows(root, scale)]
 
 
 def build(root: Path) -> tuple[str, list[dict]]:
     """The report's Markdown and one record per (claim, scale): value, mean, verdict."""
-    contexts = {scale: cl.Ctx(root, scale) for scale in SCALES}
+    contexts = {scale: cl.Ctx(root, scale) for scale in paths.SCALES}
     table, records = claim_table(contexts)
     groups = set().union(*(c.touched for c in contexts.values()))
     source = "the committed evidence" if rd.is_evidence(root) else "the runs"
