@@ -86,6 +86,8 @@ class AGD(Optimizer):
                                  "weights it should train, AGD(model).")
             params = [{"params": [p for _, p, _ in named], "kinds": [r.kind for _, _, r in named]}]
         else:
+            if isinstance(params, torch.Tensor):  # iterating it would hand over its rows
+                raise TypeError("AGD got one tensor, not a list of them: pass AGD([weight]), or the model, AGD(model).")
             params = list(params)
             if not params:
                 raise ValueError("AGD got no parameters (an empty list, or a model.parameters() generator already "

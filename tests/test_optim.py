@@ -294,6 +294,11 @@ def test_no_parameters_is_refused_with_the_call_that_works(make, message):
         make()
 
 
+def test_a_single_tensor_is_refused_not_split_into_rows():
+    with pytest.raises(TypeError, match=r"one tensor, not a list.*AGD\(\[weight\]\)"):
+        AGD(nn.Parameter(torch.ones(3, 4, 5)))
+
+
 def test_a_used_up_parameter_generator_is_refused():
     model = _mlp(0)
     params = model.parameters()
