@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import torch
 from torch import nn
-from training import WHOLE_MODEL, agd_for, batches_for, build, largest_difference, square_loss_etas, initialised_model
+from training import WHOLE_MODEL, agd_for, batches_for, build, initialised_model, largest_difference, square_loss_etas
 
 from agd import AGD
 from agd.optim_fast import kernel_norms
