@@ -1,7 +1,10 @@
-"""SLURM through Hydra's submitit launcher: the configs compose (with the git-ignored local file),
-a sweep renders one sbatch array script with the requested resources (captured by a fake
-`sbatch` on PATH), and the local submitit launcher runs a sweep end to end, a failing job
-included, and skips finished runs when relaunched."""
+"""SLURM through Hydra's submitit launcher, without a cluster: the configs compose (with the
+git-ignored local file), a multi-node multi-GPU sweep renders one sbatch array script with the
+requested resources (captured by a fake `sbatch` on PATH: one CPU node cannot run it), sbatch's
+refusals and SLURM's records of a job that left no result become one sentence each
+(experiments/slurm.py), and the local submitit launcher runs a sweep end to end, a failing job
+included, and skips finished runs when relaunched. Sweeps on a real cluster:
+tests/test_slurm_cluster.py."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from conftest import CONF, REPO, run_train
+
+from experiments import slurm, sweep
 
 LOCAL_SLURM = """\
 partition: testpart
@@ -63,6 +68,21 @@ def test_launcher_configs_compose_with_the_local_file(compose, tmp_path):
     assert launcher.cpus_per_task == 3  # the command line wins over the local file
     for name in ("local", "submitit_local"):
         assert compose([f"hydra/launcher={name}"], return_hydra_config=True).hydra.launcher.nodes == 1
+
+
+def test_cpu_profile_asks_for_one_process_without_gpu(compose, tmp_path):
+    cpu = compose(["hydra/launcher=slurm_cpu"], return_hydra_config=True).hydra.launcher
+    assert (cpu.gpus_per_node, cpu.tasks_per_node, cpu.cpus_per_task, cpu.nodes) == (0, 1, 1, 1)
+    assert cpu.mem_gb <= 4 and cpu.max_num_timeout > 0
+    assert list(cpu.setup) == ["export OMP_NUM_THREADS=1"]  # torch's threads = the cores SLURM gave
+    # its own local file (the CPU partition's name), not the GPU profile's
+    conf = tmp_path / "site_conf"
+    (conf / "local").mkdir(parents=True)
+    (conf / "local" / "slurm_cpu.yaml").write_text("partition: cpuq\naccount: acct2\n")
+    (conf / "local" / "slurm.yaml").write_text("partition: gpuq\n")
+    site = compose(["hydra/launcher=slurm_cpu", f"hydra.searchpath=[file://{conf}]"],
+                   return_hydra_config=True).hydra.launcher
+    assert (site.partition, site.account, site.gpus_per_node) == ("cpuq", "acct2", 0)
 
 
 def test_slurm_sweep_renders_one_sbatch_array_with_the_requested_resources(tmp_path):
@@ -203,3 +223,79 @@ def test_preempted_submitit_job_is_requeued_and_resumes_to_the_uninterrupted_met
         return [line.rsplit(",", 1)[0] for line in lines]  # all but time_s, the last column
 
     assert table(runs) == table(reference)
+
+
+# sbatch's stderr as SLURM 22.05 prints it for each refusal (collected on the test cluster, and the
+# wording of slurm_strerror for account and time limit), with the launcher key the sentence names
+SBATCH_REFUSALS = [
+    ("sbatch: error: Invalid generic resource (gres) specification\n", "gpus_per_node",
+     "Invalid generic resource (gres) specification"),
+    ('sbatch: error: Invalid numeric value "0" for --ntasks-per-node.\n', "tasks_per_node",
+     'Invalid numeric value "0" for --ntasks-per-node'),
+    ("sbatch: error: Batch job submission failed: More processors requested than permitted\n", "cpus_per_task",
+     "More processors requested than permitted"),
+    ("sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: "
+     "Requested node configuration is not available\n", "mem_gb", "Memory specification can not be satisfied"),
+    ("sbatch: error: invalid partition specified: gpu\nsbatch: error: Batch job submission failed: Invalid "
+     "partition name specified\n", "partition", "invalid partition specified: gpu"),
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified\n",
+     "account", "Invalid account or account/partition combination specified"),
+    ("sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some "
+     "limit)\n", "timeout_min", "Requested time limit is invalid (missing or exceeds some limit)"),
+]
+
+
+@pytest.mark.parametrize("stderr, key, reason", SBATCH_REFUSALS, ids=[k for _, k, _ in SBATCH_REFUSALS])
+def test_sbatch_refusal_is_one_sentence_naming_the_key(stderr, key, reason):
+    from submitit.core.utils import FailedJobError
+
+    refused = subprocess.CalledProcessError(1, ["sbatch", "/x/.submission_file_1.sh"], stderr=stderr.strip())
+    try:
+        raise FailedJobError(stderr.strip()) from refused
+    except FailedJobError as err:
+        code, line = slurm.explain(err)
+    assert code == 2 and "\n" not in line
+    assert line.startswith(f"error: SLURM refused the sweep's job array (sbatch: {reason}); "
+                           f"set hydra.launcher.{key} "), line
+    assert line.endswith(".")
+
+
+def test_only_submitit_errors_are_translated(capsys):
+    from submitit.core.utils import UncompletedJobError
+
+    assert slurm.explain(ValueError("a bug")) is None
+    with pytest.raises(ValueError):  # any other error keeps its traceback
+        with slurm.launch_errors_as_sentences():
+            raise ValueError("a bug")
+    with pytest.raises(SystemExit) as stopped:
+        with slurm.launch_errors_as_sentences():
+            raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+    assert stopped.value.code == 75
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "max_num_timeout" in err and "rerun the same command" in err
+
+
+def test_a_job_that_left_no_result_gets_its_outcome_from_slurm(tmp_path):
+    log = tmp_path / "12_3_0_log.out"
+    log.write_text("submitit INFO - Starting\ninterrupted: /runs/train/x stopped by SIGTERM after epoch 3; rerun "
+                   "the same command to resume from its last checkpoint.\n")
+    cancelled = slurm.task_outcome("12_3", "CANCELLED", "0:15", log)
+    assert cancelled == {"status": "interrupted", "run_dir": "/runs/train/x",
+                         "error": "SLURM job 12_3 (after epoch 3) was cancelled before its run finished; rerun the "
+                                  "same command to resume it"}
+    assert slurm.task_outcome("12_3", "OUT_OF_MEMORY", "0:125", tmp_path / "none.out")["status"] == "failed"
+    assert "hydra.launcher.mem_gb" in slurm.task_outcome("12_3", "OUT_OF_MEMORY", "0:125", log)["error"]
+    assert slurm.task_outcome("12_3", "FAILED", "75:0", log)["status"] == "interrupted"
+    crashed = slurm.task_outcome("12_3", "FAILED", "1:0", tmp_path / "none.out")
+    assert crashed["status"] == "failed" and "ended FAILED (exit 1:0)" in crashed["error"]
+    log.write_text("Job not requeued because: timed-out too many times.\n")
+    assert "max_num_timeout" in slurm.task_outcome("12_3", "FAILED", "75:0", log)["error"]
+
+
+def test_sweep_verdict_a_failure_outranks_a_stopped_run():
+    stopped = {"status": "interrupted", "run_dir": "a", "error": "cancelled"}
+    failed = {"status": "failed", "run_dir": "b", "error": "bad gain"}
+    done = {"status": "complete", "run_dir": "c"}
+    assert sweep.verdict([done, stopped])[0] == 75  # stopped only: rerun to resume
+    code, line = sweep.verdict([stopped, failed, done])
+    assert code == 1 and line == "sweep: 2 of 3 jobs did not complete; first: b: failed: bad gain"
