@@ -130,43 +130,71 @@ def _run_table(run_dir: Path, steps: bool):
     import pandas as pd
 
     table = run_dir / (STEPS_FILE if steps else METRICS_FILE)
+    columns = STEP_COLUMNS if steps else EPOCH_COLUMNS
     if table.exists():
         try:
-            return pd.read_csv(table), None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            frame = pd.read_csv(table)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
             return None, f"{table.name} is unreadable ({err})"
+        lacking = [c for c in columns if c not in frame.columns]
+        if lacking:
+            return None, f"{table.name} is unreadable (it lacks the columns {', '.join(lacking)})"
+        return frame, None
     rows = checkpoint_rows(run_dir, steps)
     if rows:
-        columns = STEP_COLUMNS if steps else EPOCH_COLUMNS
         return pd.DataFrame(rows)[columns], None
     return None, f"no {table.name} and no {CHECKPOINT_FILE} holding its rows"
 
 
+def _read_object(path: Path) -> tuple[dict | None, str | None]:
+    """(the JSON object, None); (None, None) when the file is absent; (None, why) when it cannot
+    be read (empty, torn, not an object)."""
+    if not path.exists():
+        return None, None
+    try:
+        content = read_json(path)
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, f"{path.name} is unreadable ({type(err).__name__}: {err})"
+    if not isinstance(content, dict):
+        return None, f"{path.name} is unreadable (it holds a JSON {type(content).__name__}, not an object)"
+    return content, None
+
+
 def _run_meta(run_dir: Path) -> tuple[dict | None, str | None]:
-    """The run's flattened config, status and facts; or why it cannot be read."""
-    if not (run_dir / CONFIG_FILE).exists():
-        status = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+    """The run's flattened config, status, code and facts; or why it cannot be read."""
+    (config, bad_config), (summary, bad_summary), (facts, bad_facts) = (
+        _read_object(run_dir / name) for name in (CONFIG_FILE, SUMMARY_FILE, FACTS_FILE))
+    if bad_config or (config is None and bad_summary):
+        return None, bad_config or bad_summary
+    if config is None:
         reason = f"no {CONFIG_FILE}"
-        if status.get("status"):
-            reason += f" (status {status['status']}: {status.get('error', '')})".replace(": )", ")")
+        if (summary or {}).get("status"):
+            reason += f" (status {summary['status']}: {summary.get('error', '')})".replace(": )", ")")
         return None, reason
-    meta = flatten(read_json(run_dir / CONFIG_FILE))
-    summary = read_json(run_dir / SUMMARY_FILE) if (run_dir / SUMMARY_FILE).exists() else {}
+    if bad_summary or bad_facts:
+        return None, bad_summary or bad_facts
+    summary = summary or {}
+    meta = flatten(config)
     meta["status"] = summary.get("status")
     if meta["status"] == "running" and not run_is_live(run_dir):  # its process was killed
         meta["status"] = "interrupted"
-    if (run_dir / FACTS_FILE).exists():
-        meta.update(flatten(read_json(run_dir / FACTS_FILE), "facts."))
+    # the code that trained it (experiments/provenance.py): the commit of its last session, whether
+    # that tree had uncommitted changes, and whether sessions of different code trained it
+    for key in ("commit", "dirty", "mixed_code"):
+        meta[key] = summary.get(key)
+    meta.update(flatten(facts or {}, "facts."))
     meta["run_dir"] = str(run_dir)
     return meta, None
 
 
 def load_runs(root: str | os.PathLike, steps: bool = False):
     """Read every run below `root` into one pandas DataFrame: one row per run × epoch (or per
-    run × step with steps=True), with the run's flattened config keys, its summary status, its
-    facts (as `facts.<key>`) and `run_dir` as columns. A run whose metrics.csv is gone is read
-    from its checkpoint. Runs that cannot be read are left out and listed, each with the reason,
-    in `df.attrs["skipped"]` ({run_dir: reason})."""
+    run × step with steps=True), with the run's flattened config keys, its summary status (a
+    "running" run whose process is gone reads "interrupted"), `commit`, `dirty` and `mixed_code`
+    (the code that trained it), its facts (as `facts.<key>`) and `run_dir` as columns. A run whose
+    metrics.csv is gone is read from its checkpoint. Runs that cannot be read (a damaged
+    config.json, summary.json, facts.json or table among them) are left out and listed, each with
+    the reason, in `df.attrs["skipped"]` ({run_dir: reason}); the rest are read."""
     import pandas as pd
 
     frames, skipped = [], {}
@@ -182,7 +210,7 @@ def load_runs(root: str | os.PathLike, steps: bool = False):
             if key not in frame.columns:
                 frame[key] = value
         frames.append(frame)
-    columns = (STEP_COLUMNS if steps else EPOCH_COLUMNS) + ["run_dir", "status"]
+    columns = (STEP_COLUMNS if steps else EPOCH_COLUMNS) + ["run_dir", "status", "commit", "dirty", "mixed_code"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     df.attrs["skipped"] = skipped
     return df

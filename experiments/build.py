@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from hydra.errors import InstantiationException
@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from agd import distributed
 from agd.data import make_loaders
 from agd.init import init_weights
+from experiments import provenance
 from experiments.loggers import NullLogger
 from experiments.paths import runs_root
 
@@ -200,14 +201,18 @@ class Parts:
     dist_env: distributed.DistEnv
     amp_dtype: torch.dtype | None
     channels_last: bool
+    data: object = None
+    provenance: dict = field(default_factory=dict)  # experiments/provenance.py collect()
 
     def facts(self, cfg: DictConfig, overrides) -> dict:
         """How the run executes (facts.json, and in summary.json): none of it changes the maths
-        except precision, which the report shows next to each result."""
+        except precision, which the report shows next to each result; and what made it (code,
+        package versions, machine, SLURM job)."""
         return {"device": str(self.device), "world_size": self.dist_env.world_size,
                 "precision": "bf16-autocast" if self.amp_dtype == torch.bfloat16 else "fp32",
                 "channels_last": bool(self.channels_last), "compile": bool(cfg.get("compile", False)),
-                "torch": torch.__version__, "overrides": list(overrides or [])}
+                "torch": torch.__version__, "overrides": list(overrides or []),
+                "data_source": getattr(self.data, "source", None), **self.provenance}
 
 
 def build(cfg: DictConfig) -> Parts:
@@ -230,4 +235,5 @@ def build(cfg: DictConfig) -> Parts:
     loaders = make_loaders(data, cfg.batch_size, seed=cfg.seed, device=device, rank=dist_env.rank,
                            world_size=dist_env.world_size)
     logger = _build("logger", cfg.logger) if dist_env.is_main else NullLogger()
-    return Parts(model, optimizer, loss_fn, loaders, logger, device, dist_env, amp_dtype, channels_last)
+    return Parts(model, optimizer, loss_fn, loaders, logger, device, dist_env, amp_dtype, channels_last, data,
+                 provenance.collect(cfg.optimizer._target_, device))

@@ -15,7 +15,7 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from experiments.build import (  # noqa: F401
     speed_settings,
     validate,
 )
-from experiments.run_store import RunBusy, RunStore
+from experiments.run_store import RunBusy, RunStore, checkpoint_identity, config_sha256, foreign_reason
 from experiments.signals import Interrupted, StopOnSignal
 
 log = logging.getLogger("agd")
@@ -46,12 +46,16 @@ log = logging.getLogger("agd")
 
 @dataclass
 class Progress:
-    """The rows a run holds so far and where its next epoch starts."""
+    """The rows a run holds so far, where its next epoch starts, and what its checkpoint says of
+    the run besides: its identity (run_store.checkpoint_identity) and the code of every session
+    that trained it (commit and diff hash, experiments/provenance.py)."""
 
     rows: list
     step_rows: list
     start_epoch: int = 0
     time_offset: float = 0.0
+    identity: dict = field(default_factory=dict)
+    codes: list = field(default_factory=list)
 
 
 def run(cfg: DictConfig, run_dir: str | Path, multirun: bool = False, overrides=()) -> dict:
@@ -129,8 +133,9 @@ def _previous_run(store: RunStore, config: dict, resume: bool) -> dict:
     return store.summary()
 
 
-def _already_complete(store: RunStore, previous: dict) -> dict:
-    rebuilt = store.repair_tables()
+def _already_complete(store: RunStore, previous: dict, config: dict, with_steps: bool) -> dict:
+    rebuilt = store.repair_tables(config_sha256(semantic_config(config)), with_steps)
+    store.set_aside_damaged("the facts of the session that trained it are not recorded again")
     if store.writer:
         if rebuilt:
             print(f"rebuilt {' and '.join(rebuilt)} of {store.path} from its checkpoint")
@@ -142,15 +147,15 @@ def _run(cfg: DictConfig, store: RunStore, overrides) -> dict:
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     previous = _previous_run(store, config, cfg.resume)
-    if previous.get("status") == "complete" and not store.tables_missing(cfg.step_rows > 0):
-        return _already_complete(store, previous)
+    if previous.get("status") == "complete" and not store.needs_repair(cfg.step_rows > 0):
+        return _already_complete(store, previous, config, cfg.step_rows > 0)
     # SIGTERM/SIGUSR1/SIGINT end the run between checkpoint writes (experiments/signals.py)
     with StopOnSignal() as guard:
         parts = build(cfg)
         with store.owned():
             previous = _previous_run(store, config, cfg.resume)  # as it is now that it is ours
             if previous.get("status") == "complete":
-                return _already_complete(store, previous)
+                return _already_complete(store, previous, config, cfg.step_rows > 0)
             return _train_owned(cfg, config, store, parts, previous, guard, overrides)
 
 
@@ -179,32 +184,61 @@ def _set_rng_states(checkpoint: dict) -> None:
 
 
 def _resume_or_start(cfg: DictConfig, config: dict, store: RunStore, parts: Parts, previous: dict,
-                     guard: StopOnSignal, overrides) -> Progress:
+                     guard: StopOnSignal, overrides) -> tuple[Progress, Parts]:
     """Load the checkpoint into the objects (or clear a previous attempt), then mark the run
-    started: config.json and facts.json written, temp files of a killed write removed."""
+    started: config.json and facts.json written, temp files of a killed write removed. A
+    checkpoint of another run, or one that cannot be loaded, is set aside and the run starts
+    afresh (with objects built anew when a failed load may have changed them)."""
     distributed.setup(parts.device, parts.dist_env)
-    checkpoint = store.load_checkpoint() if cfg.resume and (store.path / CONFIG_FILE).exists() else None
+    checkpoint = store.load_checkpoint() if cfg.resume else None
     distributed.barrier()  # every rank has read the run dir before rank 0 changes it
+    store.started = True  # from here every way out leaves a status saying why
+    store.set_aside_damaged()
     # the W&B id survives in summary.json from the first second, in the checkpoint after epoch 1
     store.state = {"wandb_id": previous.get("wandb_id"), "logged_epoch": previous.get("logged_epoch", 0)}
-    if checkpoint is None:
+    identity = checkpoint_identity(semantic_config(config), parts.model)
+    progress = None
+    if checkpoint is not None:
+        progress, parts = _resume(cfg, store, parts, checkpoint, identity, guard)
+    if progress is None:
         store.start_fresh()
         store.state["logged_epoch"] = 0
-        progress = Progress([], [])
-    else:
-        parts.model.load_state_dict(checkpoint["model"])
-        parts.optimizer.load_state_dict(checkpoint["optimizer"])
-        _set_rng_states(checkpoint)
-        rows = checkpoint["rows"]
-        progress = Progress(rows, checkpoint["step_rows"], checkpoint["epoch"],
-                            rows[-1]["time_s"] if rows else 0.0)
-        store.state["wandb_id"] = checkpoint.get("wandb_id") or store.state["wandb_id"]
-        log.info("resuming %s from epoch %d", store.path, progress.start_epoch)
-        with guard.critical():
-            store.write_tables(progress.rows, progress.step_rows)
+        progress = Progress([], [], identity=identity)
+    git = parts.provenance.get("git", {})
+    code = {"commit": git.get("commit", "unknown"), "diff_sha256": git.get("diff_sha256")}
+    if code not in progress.codes:
+        progress.codes.append(code)
+    store.state.update(commit=code["commit"], dirty=git.get("dirty"), mixed_code=len(progress.codes) > 1)
     store.clean_temp_files()
-    store.begin(config, parts.facts(cfg, overrides))
-    return progress
+    store.begin(config, {**parts.facts(cfg, overrides), "trained_by": progress.codes})
+    return progress, parts
+
+
+def _resume(cfg: DictConfig, store: RunStore, parts: Parts, checkpoint: dict, identity: dict,
+            guard: StopOnSignal) -> tuple[Progress | None, Parts]:
+    """(the checkpoint's progress, the objects holding its state); (None, objects) after setting
+    aside a checkpoint that is not this run's or cannot be loaded into its objects."""
+    reason = foreign_reason(checkpoint, identity)
+    if reason is None:
+        try:
+            parts.model.load_state_dict(checkpoint["model"])
+            parts.optimizer.load_state_dict(checkpoint["optimizer"])
+            _set_rng_states(checkpoint)
+            rows = checkpoint["rows"]
+            progress = Progress(rows, checkpoint["step_rows"], checkpoint["epoch"], rows[-1]["time_s"] if rows else 0.0,
+                                identity, list(checkpoint.get("codes", [])))
+        except Exception as err:  # noqa: BLE001 - whatever the load tripped on, the run can start afresh
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            reason = f"could not be loaded into this run's objects ({type(err).__name__}: {first[:300]})"
+            parts = build(cfg)  # the objects may hold part of the checkpoint: the same seed builds them afresh
+    if reason is not None:
+        store.set_aside_checkpoint(reason)
+        return None, parts
+    store.state["wandb_id"] = checkpoint.get("wandb_id") or store.state["wandb_id"]
+    log.info("resuming %s from epoch %d", store.path, progress.start_epoch)
+    with guard.critical():
+        store.write_tables(progress.rows, progress.step_rows)
+    return progress, parts
 
 
 def _callbacks(store: RunStore, parts: Parts, progress: Progress, guard: StopOnSignal):
@@ -225,7 +259,8 @@ def _callbacks(store: RunStore, parts: Parts, progress: Progress, guard: StopOnS
             store.save_checkpoint({
                 "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
                 "epoch": row["epoch"], "rows": progress.rows, "step_rows": progress.step_rows,
-                "wandb_id": store.state["wandb_id"], **_rng_states()})
+                "wandb_id": store.state["wandb_id"], "identity": progress.identity, "codes": progress.codes,
+                **_rng_states()})
             store.write_tables(progress.rows, progress.step_rows)
             parts.logger.log(row, step=row["epoch"])
             store.state["logged_epoch"] = row["epoch"]
@@ -237,7 +272,7 @@ def _callbacks(store: RunStore, parts: Parts, progress: Progress, guard: StopOnS
 def _train_owned(cfg: DictConfig, config: dict, store: RunStore, parts: Parts, previous: dict,
                  guard: StopOnSignal, overrides) -> dict:
     """Train in a run directory this process owns, from its checkpoint if it has one."""
-    progress = _resume_or_start(cfg, config, store, parts, previous, guard, overrides)
+    progress, parts = _resume_or_start(cfg, config, store, parts, previous, guard, overrides)
     train_model = distributed.wrap_model(parts.model, parts.dist_env)  # DDP: gradients averaged
     if cfg.get("compile", False):  # checkpoints keep saving `model`, so their keys do not change
         train_model = torch.compile(train_model)

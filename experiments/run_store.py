@@ -7,13 +7,20 @@ The rules it keeps:
 - one process owns a run directory at a time: `owned()` holds an exclusive flock on `.lock`,
   which the operating system releases when the process dies, however it dies;
 - whatever the checkpoint can rebuild (metrics.csv, steps.csv) is rebuilt from it;
+- a checkpoint carries its run's identity (the hash of the config that names the run, and the
+  shapes of the model's tensors); one of another run, or too old to say, is set aside
+  (checkpoint.pt.foreign-<time>) and the run trains afresh;
+- a file that cannot be read (an empty or torn summary.json or config.json) reads as absent and
+  is set aside (<name>.corrupt) once the directory is owned: nothing ever needs deleting by hand;
 - every exit of a run that started leaves a final status that says why (`finish`).
 The file formats are agd/results.py's.
 """
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -36,16 +43,63 @@ from agd.results import (
     STEPS_FILE,
     SUMMARY_FILE,
     atomic_write_bytes,
+    flatten,
     read_json,
     write_json,
     write_rows,
 )
 
 CORRUPT_SUFFIX = ".corrupt"
+FOREIGN_SUFFIX = ".foreign-%Y%m%d-%H%M%S"  # a time.strftime pattern
+
+
+def config_sha256(semantic: dict) -> str:
+    """The hash of the config that names a run (experiments/build.py semantic_config)."""
+    return hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_identity(semantic: dict, model: torch.nn.Module) -> dict:
+    """What a checkpoint records of the run it belongs to."""
+    return {"config_sha256": config_sha256(semantic), "config": semantic,
+            "shapes": {name: list(t.shape) for name, t in model.state_dict().items()}}
+
+
+def _differences(theirs: dict, ours: dict, limit: int = 3) -> str:
+    a, b = flatten(theirs), flatten(ours)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    shown = ", ".join(f"{k}={a.get(k)!r}" for k in keys[:limit]) + (", ..." if len(keys) > limit else "")
+    mine = ", ".join(f"{k}={b.get(k)!r}" for k in keys[:limit])
+    return f"it holds a run with {shown}, this run has {mine}"
+
+
+def foreign_reason(checkpoint: dict, identity: dict) -> str | None:
+    """Why the checkpoint is not this run's (checkpoint_identity), or None when it is."""
+    theirs = checkpoint.get("identity")
+    if not isinstance(theirs, dict):
+        return "was written before checkpoints recorded which run they belong to"
+    if theirs.get("config_sha256") != identity["config_sha256"]:
+        return f"belongs to another run ({_differences(theirs.get('config') or {}, identity['config'])})"
+    if theirs.get("shapes") != identity["shapes"]:
+        names = [n for n in identity["shapes"] if (theirs.get("shapes") or {}).get(n) != identity["shapes"][n]]
+        first = names[0] if names else next(iter(theirs.get("shapes") or {}), "?")
+        return (f"holds tensors of other shapes than this run's model ({first}: "
+                f"{(theirs.get('shapes') or {}).get(first)} there, {identity['shapes'].get(first)} here)")
+    return None
 
 
 class RunBusy(RuntimeError):
     """Another live process owns the run directory."""
+
+
+def _table_is_whole(path: Path) -> bool:
+    """A results table as write_rows leaves it: a known header, every row as long (torn, empty
+    or overwritten files are not)."""
+    try:
+        with open(path, newline="") as f:
+            lines = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return bool(lines) and lines[0] in (EPOCH_COLUMNS, STEP_COLUMNS) and all(len(r) == len(lines[0]) for r in lines)
 
 
 def _warn(message: str) -> None:
@@ -73,19 +127,38 @@ class RunStore:
     def __init__(self, path: str | os.PathLike, writer: bool = True):
         self.path = Path(path)
         self.writer = writer
-        self.started = False  # this process has begun a run here (config and status written)
+        self.started = False  # this process has begun changing a run here: its exit writes a status
         self.state: dict = {}  # fields every status write carries (W&B id, last epoch logged)
+        self.damaged: dict[str, str] = {}  # file name -> why it could not be read
 
     # ------------------------------------------------------------------ reading (never writes)
     def read(self, name: str) -> dict | None:
+        """The JSON file's content; None when it is absent or cannot be read (then `damaged`
+        says why, and `set_aside_damaged` moves it out of the way once the run is owned)."""
         path = self.path / name
-        return read_json(path) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            content = read_json(path)
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            self.damaged[name] = f"{type(err).__name__}: {err}"
+            return None
+        if not isinstance(content, dict):
+            self.damaged[name] = f"it holds a JSON {type(content).__name__}, not an object"
+            return None
+        return content
 
     def summary(self) -> dict:
         return self.read(SUMMARY_FILE) or {}
 
-    def tables_missing(self, with_steps: bool) -> bool:
-        return not (self.path / METRICS_FILE).exists() or (with_steps and not (self.path / STEPS_FILE).exists())
+    def needs_repair(self, with_steps: bool) -> list[str]:
+        """The files of a finished run to rebuild or set aside: tables missing or not whole
+        (rebuilt from the checkpoint), and an unreadable facts.json (set aside). Only reads."""
+        tables = [METRICS_FILE, *([STEPS_FILE] if with_steps or (self.path / STEPS_FILE).exists() else [])]
+        names = [name for name in tables if not _table_is_whole(self.path / name)]
+        if (self.path / FACTS_FILE).exists() and self.read(FACTS_FILE) is None:
+            names.append(FACTS_FILE)
+        return names
 
     def holds_a_run(self) -> bool:
         return any((self.path / name).exists() for name in RUN_FILES)
@@ -111,6 +184,34 @@ class RunStore:
             os.close(fd)  # closing the descriptor releases the lock
 
     # ------------------------------------------------------------------ changes (owner only)
+    def set_aside(self, name: str, suffix: str) -> Path:
+        """Rename a file of the run out of the way (never deleted), to a name not yet taken."""
+        path = self.path / name
+        aside = path.with_name(name + suffix)
+        count = 1
+        while aside.exists():
+            count += 1
+            aside = path.with_name(f"{name}{suffix}.{count}")
+        if self.writer and path.exists():
+            os.replace(path, aside)
+        return aside
+
+    def set_aside_damaged(self, then: str = "written anew by this run") -> None:
+        """The unreadable JSON files found while reading, renamed to <name>.corrupt (owner only);
+        `then` says what becomes of them."""
+        for name, reason in self.damaged.items():
+            if (self.path / name).exists():
+                aside = self.set_aside(name, CORRUPT_SUFFIX)
+                if self.writer:
+                    _warn(f"{self.path / name} is unreadable ({reason}); set aside as {aside.name}, {then}.")
+        self.damaged.clear()
+
+    def set_aside_checkpoint(self, reason: str) -> None:
+        aside = self.set_aside(CHECKPOINT_FILE, time.strftime(FOREIGN_SUFFIX))
+        if self.writer:
+            _warn(f"{self.path / CHECKPOINT_FILE} {reason}; set aside as {aside.name}, training this run "
+                  "afresh from epoch 0.")
+
     def clean_temp_files(self) -> None:
         """Temp files of a write that was killed (their process no longer holds the lock)."""
         if self.writer:
@@ -124,11 +225,12 @@ class RunStore:
         if not path.exists():
             return None
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(checkpoint, dict):
+                raise TypeError(f"it holds a {type(checkpoint).__name__}, not a checkpoint")
+            return checkpoint
         except Exception as err:  # noqa: BLE001 - any unreadable file gets the same treatment
-            aside = path.with_name(CHECKPOINT_FILE + CORRUPT_SUFFIX)
-            if self.writer:
-                os.replace(path, aside)
+            aside = self.set_aside(CHECKPOINT_FILE, CORRUPT_SUFFIX)
             _warn(f"{path} is unreadable ({type(err).__name__}); set aside as {aside.name}, "
                   "training this run again from epoch 0.")
             return None
@@ -144,20 +246,29 @@ class RunStore:
         else:  # written for an epoch the checkpoint never recorded
             (self.path / STEPS_FILE).unlink(missing_ok=True)
 
-    def repair_tables(self) -> list[str]:
-        """Rebuild a finished run's missing tables from its checkpoint; returns what was rebuilt."""
-        missing = [name for name in (METRICS_FILE, STEPS_FILE) if not (self.path / name).exists()]
+    def repair_tables(self, config_sha256: str, with_steps: bool) -> list[str]:
+        """Rebuild a finished run's missing or torn tables from its checkpoint (a torn one is set
+        aside as <name>.corrupt first), when the checkpoint is this run's (`config_sha256`,
+        checkpoint_identity's); returns what was rebuilt."""
+        missing = [name for name in self.needs_repair(with_steps) if name != FACTS_FILE]
         if not missing or not self.writer:
             return []
         checkpoint = self.load_checkpoint()
         if checkpoint is None:
             return []
+        if (checkpoint.get("identity") or {}).get("config_sha256") != config_sha256:
+            _warn(f"{self.path / CHECKPOINT_FILE} is not this run's checkpoint (or too old to say), so "
+                  f"{' and '.join(missing)} cannot be rebuilt from it; pass resume=false to train the run again.")
+            return []
         if STEPS_FILE in missing and not checkpoint.get("step_rows"):
             missing.remove(STEPS_FILE)
-        if METRICS_FILE in missing:
-            write_rows(self.path / METRICS_FILE, checkpoint["rows"], EPOCH_COLUMNS)
-        if STEPS_FILE in missing:
-            write_rows(self.path / STEPS_FILE, checkpoint["step_rows"], STEP_COLUMNS)
+        for name, rows, columns in ((METRICS_FILE, "rows", EPOCH_COLUMNS), (STEPS_FILE, "step_rows", STEP_COLUMNS)):
+            if name in missing:
+                if (self.path / name).exists():
+                    aside = self.set_aside(name, CORRUPT_SUFFIX)
+                    _warn(f"{self.path / name} is not a whole results table; set aside as {aside.name}, "
+                          "rebuilt from the checkpoint.")
+                write_rows(self.path / name, checkpoint[rows], columns)
         return missing
 
     def start_fresh(self) -> None:

@@ -67,7 +67,7 @@ def test_baselines_run_with_default_init(tmp_path):
     (["model.depth=1"], "model: FCN depth must be an integer >= 2, got 1"),
     (["model.width=0"], "model: FCN width must be an integer >= 1"),
     (["optimizer=sgd", "optimizer.lr=-1"], "optimizer: Invalid learning rate: -1"),
-    (["optimizer.gain=0"], "optimizer: AGD's gain must be positive"),
+    (["optimizer.gain=0"], "optimizer: AGD's gain must be a positive finite number, got 0."),
     (["data=digits", "data.image_size=4"], "data: digits image_size must be >= 8"),
 ])
 def test_bad_config_fails_before_training_with_one_sentence(tmp_path, args, message):
