@@ -117,3 +117,9 @@ def test_resnet50_imagenet_full_tiny_epoch_from_the_command_line(tmp_path):
                       "logger=none", "progress=false"], tmp_path / "runs", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "done:" in proc.stdout
+
+
+@pytest.mark.parametrize("model", ["vgg16", "resnet18", "resnet50", "resnet50_imagenet"])
+def test_width_is_a_key_of_every_cnn_config(compose, model):
+    assert compose([f"model={model}"]).model.width == 64  # the paper's
+    assert compose([f"model={model}", "model.width=8"]).model.width == 8  # no `+` needed
