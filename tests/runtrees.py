@@ -3,6 +3,8 @@ report and evidence tests: no training, metrics chosen so every verdict is known
 
 from __future__ import annotations
 
+import math
+
 from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, write_json, write_rows
 
 OPT = {"agd": "agd.optim.AGD", "adam": "torch.optim.Adam", "sgd": "torch.optim.SGD",
@@ -12,9 +14,12 @@ OPT = {"agd": "agd.optim.AGD", "adam": "torch.optim.Adam", "sgd": "torch.optim.S
 
 def make_run(root, group, name, *, opt="agd", lr=None, depth=4, width=64, batch=128, epochs=4,
              final_acc=0.9, final_loss=0.1, data="agd.data.mnist1d.load", steps=0, status="complete",
-             seed=None, precision=None, scale="mini"):
-    """One run directory <root>/<group>/<name>[,seed=<seed>] whose last epoch has the given
-    train accuracy and loss (linear from the first epoch)."""
+             seed=None, precision=None, scale="mini", converged=True):
+    """One run directory <root>/<group>/<name>[,seed=<seed>] whose last epochs have the given
+    train accuracy and loss: linear from the first epoch, then flat from before the last quarter, so a
+    run's final value (the mean of its last 3 epochs) is the given one and its curves meet the
+    convergence criterion (experiments/analysis/convergence.py) unless `converged=False`, where
+    they rise linearly to the last epoch."""
     run_dir = root / group / (name if seed is None else f"{name},seed={seed}")
     optimizer = {"_target_": OPT[opt], "init": "paper" if opt == "agd" else "default"}
     if lr is not None:
@@ -24,8 +29,12 @@ def make_run(root, group, name, *, opt="agd", lr=None, depth=4, width=64, batch=
         "model": {"_target_": "agd.models.FCN", "depth": depth, "width": width},
         "data": {"_target_": data}, "optimizer": optimizer})
     rows = []
+    # the epoch the final values are reached: before the criterion's first window (the 3-epoch
+    # window ending where the last quarter starts) and before the last 3 epochs
+    quarter = math.ceil(epochs / 4)
+    reach = max(1, min(epochs - 2, epochs - quarter - min(3, quarter) + 1)) if converged else epochs
     for e in range(1, epochs + 1):
-        f = e / epochs
+        f = min(1.0, e / reach)
         rows.append({"epoch": e, "step": e * 10, "train_loss": 1 - (1 - final_loss) * f,
                      "train_acc": 0.1 + (final_acc - 0.1) * f, "test_loss": 1 - 0.5 * f,
                      "test_acc": 0.1 + (final_acc - 0.2) * f, "eta_mean": 0.2, "eta_min": 0.1,

@@ -2,7 +2,9 @@
 spread. Each claim of the figure registry (registry.py) names one measure built here: a function
 (ctx, claim) -> Result or None (None: its runs are not there).
 
-Spread: the sample standard deviation over seeds (ddof=1; 0 with a single seed). Verdicts:
+A run's value is its final value in the sense of rundata.final_means: the mean over its last
+FINAL_EPOCHS (3) epochs, the last epoch's own value shown beside it where it differs. Spread:
+the sample standard deviation over seeds (ddof=1; 0 with a single seed). Verdicts:
 
     held          the claim holds by more than the spread
     did not hold  the claim fails by more than the spread
@@ -12,6 +14,8 @@ Spread: the sample standard deviation over seeds (ddof=1; 0 with a single seed).
     shown         an absolute number at small/mini scale: stand-in data, not comparable with the
                   paper's number (the claims it supports are judged in their own rows)
     not judged    the runs behind it mix budgets (different epochs in one group)
+    undecided (not converged)  a group it rests on fails the convergence criterion
+                  (convergence.py); report.judge applies it to every claim
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from experiments.analysis import convergence as conv
 from experiments.analysis import memory_table
 from experiments.analysis import rundata as rd
 
@@ -31,9 +36,11 @@ NEAR_CHANCE_MARGIN = 10.0  # points above chance still called "near chance"
 
 @dataclass
 class Stat:
-    """One quantity over seeds: its per-seed values and the runs they come from."""
+    """One quantity over seeds: its per-seed values (final_means: the mean of each run's last
+    epochs), the runs they come from, and each run's last-epoch value when known."""
     values: list[float]
     runs: list[str] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -47,9 +54,16 @@ class Stat:
     def std(self) -> float:
         return statistics.stdev(self.values) if self.n > 1 else 0.0
 
+    def last_text(self, digits: int = 1) -> str:
+        """'; last epoch X' when the last epoch's mean differs from the window's at this rounding."""
+        if len(self.last) != self.n or not self.last:
+            return ""
+        last = f"{statistics.fmean(self.last):.{digits}f}"
+        return "" if last == f"{self.mean:.{digits}f}" else f"; last epoch {last}"
+
     def text(self, digits: int = 1) -> str:
         spread = f" ± {self.std:.{digits}f}" if self.n > 1 else ""
-        return f"{self.mean:.{digits}f}{spread} (n={self.n})"
+        return f"{self.mean:.{digits}f}{spread} (n={self.n}{self.last_text(digits)})"
 
 
 Measure = Callable[["Ctx", "Claim"], "Result | None"]
@@ -114,13 +128,20 @@ def combine(verdicts: list[str]) -> str:
 
 
 class Ctx:
-    """The run groups of one scale (or their follow-up replacements), loaded once each."""
+    """The run groups of one scale (or their follow-up replacements), loaded once each.
+
+    `points` holds what the claims measured since the caller last cleared it: (group, epochs)
+    pairs, epochs None for the whole runs or E for their first E epochs (a budget read from a
+    longer run's prefix); report.judge requires each to meet the convergence criterion."""
 
     def __init__(self, root, scale: str, rename: Callable[[str], str] | None = None):
         self.root, self.scale, self.rename = root, scale, rename
         self.cache: dict = {}
         self.touched: set[str] = set()  # every group read so far
         self.used: set[str] = set()  # the groups read since the caller last cleared it
+        self.points: set[tuple[str, int | None]] = set()
+        self.all_points: set[tuple[str, int | None]] = set()  # every (group, epochs) measured so far
+        self.checks: dict = {}
 
     def name(self, base: str) -> str:
         return self.rename(base) if self.rename else f"{base}_{self.scale}"
@@ -128,17 +149,39 @@ class Ctx:
     def rows(self, base: str, steps: bool = False):
         return self.rows_of(self.name(base), steps)
 
-    def rows_of(self, group: str, steps: bool = False):
-        """Complete runs' epoch rows (every recorded step with steps=True) of one group."""
+    def rows_of(self, group: str, steps: bool = False, epochs: int | None = None):
+        """Complete runs' epoch rows (every recorded step with steps=True) of one group; with
+        `epochs`, only its first `epochs` epochs (what a run of that budget would have given)."""
         self.touched.add(group)
         self.used.add(group)
         if (group, steps) not in self.cache:
             df = rd.load_group(group, self.root, steps=steps)
             self.cache[(group, steps)] = df if steps else rd.complete(df)
-        return self.cache[(group, steps)]
+        df = self.cache[(group, steps)]
+        if not df.empty:
+            self.points.add((group, epochs))
+            self.all_points.add((group, epochs))
+        return df if epochs is None or df.empty else df[df.epoch <= epochs]
+
+    def convergence(self, group: str, epochs: int | None = None) -> conv.GroupCheck:
+        """The convergence criterion on a group's runs (their first `epochs` epochs when given)."""
+        if (group, epochs) not in self.checks:
+            rows = self.rows_of(group, epochs=epochs) if epochs is None else self.cache[(group, False)]
+            rows = rows if epochs is None else rows[rows.epoch <= epochs]
+            self.checks[(group, epochs)] = conv.check_group(rows, group)
+        return self.checks[(group, epochs)]
+
+    def unconverged(self) -> list[str]:
+        """The points measured since `points` was last cleared that fail the criterion."""
+        return [point_name(g, e) for g, e in sorted(self.points, key=str) if not self.convergence(g, e).converged]
 
     def final(self, base: str):
-        return rd.final_rows(self.rows(base))
+        """One row per run: its final values (rundata.final_means)."""
+        return rd.final_means(self.rows(base))
+
+
+def point_name(group: str, epochs: int | None) -> str:
+    return f"`{group}`" + (f" (first {epochs} epochs)" if epochs is not None else "")
 
 
 def stat_of(rows, column: str) -> Stat | None:
@@ -146,7 +189,8 @@ def stat_of(rows, column: str) -> Stat | None:
     if rows.empty:
         return None
     factor = 100.0 if column.endswith("acc") else 1.0
-    return Stat([factor * float(v) for v in rows[column]], list(rows.run))
+    last = [factor * float(v) for v in rows[f"{column}_last"]] if f"{column}_last" in rows else []
+    return Stat([factor * float(v) for v in rows[column]], list(rows.run), last)
 
 
 def final_stat(ctx: Ctx, base: str, column: str, **match) -> Stat | None:
@@ -159,7 +203,7 @@ def final_stat(ctx: Ctx, base: str, column: str, **match) -> Stat | None:
 
 
 def tuned_stat(ctx: Ctx, base: str, opt: str, column: str) -> Stat | None:
-    best = rd.tuned(ctx.final(base), opt)
+    best = rd.tuned(ctx.rows(base), opt)
     return None if best.empty else stat_of(best, column)
 
 
@@ -207,20 +251,21 @@ def agd_vs_tuned(base: str, opt: str):
 
 
 def showcase_b_gap(ctx: Ctx, claim) -> Result | None:
-    """AGD against the best Adam/SGD setting of the lr grid, by mean final test accuracy."""
-    final = ctx.final("showcase_b")
-    base = final[final.opt.isin(["adam", "sgd"])].dropna(subset=["test_acc"]) if not final.empty else final
-    if base.empty:
+    """AGD against the best-tuned of Adam and SGD: each tuned by rundata.tuned (lowest training
+    objective), then the one of the two with the lower training objective; never chosen on test."""
+    rows = ctx.rows("showcase_b")
+    candidates = [t for t in (rd.tuned(rows, opt) for opt in ("adam", "sgd")) if not t.empty]
+    if not candidates:
         return None
-    best = base.groupby("config_id").test_acc.mean().idxmax()
-    return judge_gap(claim, final_stat(ctx, "showcase_b", "test_acc", opt="agd"),
-                     stat_of(base[base.config_id == best], "test_acc"), "AGD")
+    best = min(candidates, key=lambda t: t.train_loss.mean())
+    return judge_gap(claim, tuned_stat(ctx, "showcase_b", "agd", "test_acc"), stat_of(best, "test_acc"),
+                     "AGD")
 
 
 def tuned_lr(base: str, opt: str):
     """The tuned learning rate; within noise when the paper's lr is as good within the spread."""
     def measure(ctx: Ctx, claim) -> Result | None:
-        best = rd.tuned(ctx.final(base), opt)
+        best = rd.tuned(ctx.rows(base), opt)
         if best.empty:
             return None
         lr, chosen = float(best["optimizer.lr"].iloc[0]), stat_of(best, "train_loss")

@@ -8,18 +8,28 @@ The report goes to `<runs root>/figures/REPORT.md` unless publish=true (figures/
 out= is given. How each number is measured and judged lives in claims.py (its docstring defines
 the verdict words, and REPORT.md repeats the definitions). Each claim that did not hold at small
 scale gets a follow-up line: its double-budget group (`<group>_x2`, from `reproduce.py
-check=double`) and the groups figures/followups.csv names for it. The beyond-the-paper section
-shows each parameter-free peer at its raw defaults and at its recommended setting, then the rows
-of report_beyond.py. Nothing in REPORT.md is typed by hand.
+check=double`) and the groups figures/followups.csv names for it; a ResNet-18, VGG-16 or FCN
+claim also cites the scaling figure (figures/scaling_small.png) and its trend rows. Every claim
+requires the groups it rests on to meet the convergence criterion (convergence.py), else it reads
+"undecided (not converged)"; the criterion's numbers per group are printed, and each group's
+commit and whether that training code is the code at HEAD. The beyond-the-paper section shows
+each parameter-free peer at its raw defaults and at its recommended setting, then the rows of
+report_beyond.py. Nothing in REPORT.md is typed by hand.
+
+A module the report needs that is not installed (a peer optimiser package table 1 measures, the
+plotting stack) stops it with one sentence naming the module; nothing is written.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 from experiments import paths
 from experiments.analysis import claims as cl
-from experiments.analysis import registry, report_beyond
+from experiments.analysis import convergence as conv
+from experiments.analysis import registry
 from experiments.analysis import rundata as rd
 from experiments.analysis.args import check_choice, entry, parse_keys
 from experiments.analysis.plots import style as ps
@@ -36,7 +46,21 @@ DEFINITIONS = [
     "|mean − threshold| ≤ std. With one seed the spread is 0, so only an exact tie is within noise;",
     "* **shown**: an absolute number at small or mini scale (stand-in data); it is not comparable with "
     "the paper's number, and the qualitative claims it supports are judged in their own rows;",
-    "* **not judged**: the runs behind the value mix budgets (different epochs in one run group).",
+    "* **not judged**: the runs behind the value mix budgets (different epochs in one run group);",
+    f"* **{conv.UNDECIDED}**: a run group the claim rests on fails the convergence criterion below, so "
+    "neither held nor did not hold can be said.",
+    "",
+    f"**Final values.** A run's final value is the mean over its last {rd.FINAL_EPOCHS} epochs (a CNN's test "
+    "accuracy swings by many points from one epoch to the next); where the last epoch alone differs at the "
+    "printed rounding it follows as `last epoch`. **Tuned** (every figure, verdict and the beyond rows): the "
+    f"setting with the lowest training objective, the mean over seeds of each run's train loss over its last "
+    f"{rd.FINAL_EPOCHS} epochs; the test split is never used to choose.",
+    "",
+    f"**Convergence** (experiments/analysis/convergence.py). For each optimiser of a group at its tuned "
+    f"setting (per model, width or batch size), on the curves averaged over seeds, over the last quarter of "
+    f"the epochs (windows of {rd.FINAL_EPOCHS} epochs at each end): the train loss falls by less than "
+    f"{conv.LOSS_FALL:.0%} of its first-epoch value and the test accuracy rises by less than "
+    f"{conv.ACC_RISE} points. A group converges when all its optimisers do.",
     "",
     "**Scales.** `paper`: the paper's settings (GPU cluster). `small`: real stand-in data (Fashion-MNIST in "
     "every figure of the paper, for CIFAR-10/100 and ImageNet alike), seeds 0, 1, 2, on a CPU. "
@@ -52,8 +76,10 @@ DEFINITIONS = [
 
 
 def judge(ctx: cl.Ctx, claim: cl.Claim) -> cl.Result | None:
-    """The measure of one claim in one context; 'not judged' if its groups mix budgets."""
+    """The measure of one claim in one context; 'not judged' if its groups mix budgets,
+    'undecided (not converged)' if a group it rests on fails the convergence criterion."""
     ctx.used.clear()
+    ctx.points.clear()
     result = claim.measure(ctx, claim)
     if result is None:
         return None
@@ -61,6 +87,8 @@ def judge(ctx: cl.Ctx, claim: cl.Claim) -> cl.Result | None:
         mixed = [p for p in rd.budget_problems(ctx.rows_of(group), group) if p.startswith("mixed")]
         if mixed:
             return cl.Result(result.text, f"not judged: {group} has {mixed[0]}", result.runs, result.mean)
+    if result.verdict in (cl.HELD, cl.FAILED, cl.NOISE) and ctx.unconverged():
+        return cl.Result(result.text, conv.UNDECIDED, result.runs, result.mean)
     return result
 
 
@@ -68,11 +96,10 @@ def cell(result: cl.Result | None) -> str:
     return "not run" if result is None else f"{result.text} **{result.verdict}**"
 
 
-def claim_table(contexts: dict[str, cl.Ctx]) -> tuple[list[str], list[dict]]:
+def claim_table(contexts: dict[str, cl.Ctx], double: cl.Ctx) -> tuple[list[str], list[dict]]:
     lines = ["| id | quantity | published | paper | small | small, 2× epochs (seed 0) | mini |",
              "|---|---|---|---|---|---|---|"]
     records = []
-    double = cl.Ctx(contexts["small"].root, "small", lambda base: f"{base}_small_x2")
     for figure, claim in registry.claims():
         unit = claim.unit if claim.unit not in ("claim", "cell") else ""
         cells = []
@@ -102,12 +129,31 @@ def followup_contexts(root: Path, record: dict) -> list[tuple[str, cl.Ctx]]:
     return out
 
 
+# which scaling-figure model a claim is about (its trend rows are cited in the claim's follow-up)
+SCALING_MODELS = {"showcase_b.": "resnet18", "fig1.resnet18": "resnet18", "fig1.vgg16": "vgg16", "fig1.fcn": "fcn"}
+SCALING_FIGURE = "figures/scaling_small.png"
+
+
+def scaling_line(claim_id: str, records: list[dict]) -> list[str]:
+    """The follow-up line citing the scaling figure and its trend rows for the claim's model."""
+    model = next((m for prefix, m in SCALING_MODELS.items() if claim_id.startswith(prefix)), None)
+    if model is None:
+        return []
+    rows = [r for r in records if r["scale"] == "small" and r["id"].startswith(f"scaling.{model}_")]
+    ran = [f"`{r['id']}` {r['value']} **{r['verdict']}**" for r in rows if r["verdict"] != "not run"]
+    found = "; ".join(ran) if ran else ("not run yet (`python scripts/reproduce.py figure=scaling scale=small`)")
+    return [f"  * the trend with width, steps and augmentation ({SCALING_FIGURE}): {found}"]
+
+
 def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict]) -> list[str]:
     lines = []
     for record in records:
-        if record["scale"] != "small" or record["verdict"] != cl.FAILED:
+        if record["scale"] != "small" or record["verdict"] not in (cl.FAILED, conv.UNDECIDED):
             continue
-        lines.append(f"* `{record['id']}` did not hold at small scale ({record['value']}).")
+        if record["id"].startswith("scaling."):
+            continue
+        word = "did not hold" if record["verdict"] == cl.FAILED else "is undecided (not converged)"
+        lines.append(f"* `{record['id']}` {word} at small scale ({record['value']}).")
         for what, ctx in followup_contexts(root, record):
             result = judge(ctx, claims[record["id"]])
             groups = ", ".join(f"`{g}`" for g in sorted(ctx.touched)) or "—"
@@ -116,12 +162,16 @@ def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict])
                              f"figure={record['figure']} scale=small check=double`)")
             else:
                 lines.append(f"  * {what}, {groups}: {result.text} **{result.verdict}**")
-    return lines or ["No claim did not hold at small scale (or small scale has not been run)."]
+        lines += scaling_line(record["id"], records)
+    return lines or ["No claim did not hold or is undecided at small scale (or small scale has not been run)."]
 
 
 def group_lines(root: Path, groups: set[str]) -> list[str]:
-    """One row per run group behind the report: runs, seeds, epochs, precision, budget notes."""
-    lines = ["| group | runs | seeds | epochs | precision | last written | budget |", "|---|---|---|---|---|---|---|"]
+    """One row per run group behind the report: runs, seeds, epochs, precision, budget notes, and
+    the code that trained it (commit; whether that training code is the code at HEAD)."""
+    lines = ["| group | runs | seeds | epochs | precision | last written | budget | commit | code as at HEAD |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    stale = []
     for group in sorted(groups):
         df = rd.load_group(group, root)
         if df.empty:
@@ -132,8 +182,56 @@ def group_lines(root: Path, groups: set[str]) -> list[str]:
         precision = sorted({str(p) for p in runs.precision.dropna()}) if "precision" in runs else []
         date = max(str(d) for d in runs.date.dropna()) if "date" in runs and runs.date.notna().any() else ""
         problems = "; ".join(rd.budget_problems(df, group)) or "as declared"
+        commit, at_head = rd.group_code(df)
+        stale += [] if at_head == "yes" else [f"`{group}` ({at_head})"]
         lines.append(f"| `{group}` | {len(runs)} | {','.join(map(str, seeds))} | {'/'.join(map(str, epochs))} | "
-                     f"{'/'.join(precision) or 'not recorded'} | {date} | {problems} |")
+                     f"{'/'.join(precision) or 'not recorded'} | {date} | {problems} | {commit} | {at_head} |")
+    if stale:
+        lines += ["", f"**Stale or unstamped evidence** ({len(stale)} of {len(lines) - 2} groups): trained by code "
+                      "that is not the training code at HEAD, or before runs recorded their commit: "
+                      + ", ".join(stale) + "."]
+    return lines
+
+
+def _worst(checks: list[conv.Check]) -> conv.Check:
+    """The setting furthest from meeting the criterion (its numbers stand for an optimiser's settings)."""
+    def badness(c: conv.Check) -> float:
+        if c.loss_fall is None or c.acc_rise is None:
+            return float("inf")
+        return max(c.loss_fall / conv.LOSS_FALL, c.acc_rise / conv.ACC_RISE)
+    return max(checks, key=badness)
+
+
+def _from_text(checks: list[conv.Check]) -> str:
+    if any(c.scheduled for c in checks):
+        return "— (its schedule follows the budget)"
+    if any(c.converged_from is None for c in checks):
+        return f"not within {max(c.epochs for c in checks)}"
+    return str(max(c.converged_from for c in checks))
+
+
+def convergence_lines(contexts: list[cl.Ctx]) -> list[str]:
+    """The criterion's numbers for every (group, epochs) a claim measured, per optimiser."""
+    lines = ["| group | optimiser | settings (converged) | loss fall, last quarter (% of epoch 1) | "
+             "test-acc rise (points) | test acc, last 3 epochs (last epoch) | converged | converges from epoch |",
+             "|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for ctx in contexts:
+        for group, epochs in sorted(ctx.all_points, key=str):
+            if (group, epochs) in seen:
+                continue
+            seen.add((group, epochs))
+            checks = ctx.convergence(group, epochs).checks
+            for opt in sorted({c.opt for c in checks}):
+                mine = [c for c in checks if c.opt == opt]
+                w = _worst(mine)
+                fall = "—" if w.loss_fall is None else f"{100 * w.loss_fall:.1f}"
+                rise = "—" if w.acc_rise is None else f"{w.acc_rise:+.2f}"
+                where = f"; worst: {w.setting}" if len(mine) > 1 else ""
+                ok = "yes" if all(c.converged for c in mine) else "no"
+                lines.append(f"| {cl.point_name(group, epochs)} | {ps.label(opt)} | {len(mine)} "
+                             f"({sum(c.converged for c in mine)}){where} | {fall} | {rise} | "
+                             f"{w.test_window:.1f} ({w.test_last:.1f}) | {ok} | {_from_text(mine)} |")
     return lines
 
 
@@ -171,13 +269,15 @@ def beyond_table(root: Path) -> list[str]:
 
 def beyond_extra(root: Path) -> list[str]:
     """The rows of report_beyond.py (biases, a transformer, transfer), per scale."""
+    report_beyond = importlib.import_module("experiments.analysis.report_beyond")
     return [line for scale in paths.SCALES for line in report_beyond.rows(root, scale)]
 
 
 def build(root: Path) -> tuple[str, list[dict]]:
     """The report's Markdown and one record per (claim, scale): value, mean, verdict."""
     contexts = {scale: cl.Ctx(root, scale) for scale in paths.SCALES}
-    table, records = claim_table(contexts)
+    double = cl.Ctx(root, "small", lambda base: f"{base}_small_x2")
+    table, records = claim_table(contexts, double)
     groups = set().union(*(c.touched for c in contexts.values()))
     source = "the committed evidence" if rd.is_evidence(root) else "the runs"
     lines = [
@@ -186,15 +286,26 @@ def build(root: Path) -> tuple[str, list[dict]]:
         "Published numbers: the figure registry (`experiments/analysis/registry.py`); what each experiment "
         "runs: docs/experiments.md.", "",
         *DEFINITIONS, "", *table, "",
-        "## Follow-ups of the claims that did not hold at small scale", "",
+        "## Follow-ups of the claims that did not hold or are undecided at small scale", "",
         *followup_lines(root, {claim.id: claim for _, claim in registry.claims()}, records), "",
+        "## Convergence of the run groups behind these numbers", "",
+        "One row per optimiser of each group a claim measured (a group read for its first epochs only is named "
+        "so); where an optimiser has several settings (fig3's cells, fig4's batch sizes) the numbers are those "
+        "of the setting furthest from the criterion. *Converges from epoch*: the smallest budget from which "
+        "every longer prefix of the curves passes (the first E epochs of a run without a schedule are what a "
+        "run of E epochs gives).", "",
+        *convergence_lines([*contexts.values(), double]), "",
         "## Run groups behind these numbers", "",
         "Budget: `as declared` when every run has the epochs and seeds its experiment declares and no other "
-        "override; otherwise what differs. Precision as the runs recorded it.", "",
+        "override; otherwise what differs. Precision as the runs recorded it. Commit: the one that trained the "
+        "runs (several: each with its runs); code as at HEAD: `yes` when that commit's agd/, conf/ and "
+        "experiments/ (the results layer and benchmarks aside) are HEAD's and the tree was clean, `not "
+        "recorded` for runs made before runs recorded their commit, `unknown` where git cannot say.", "",
         *group_lines(root, groups), "",
         "## Beyond the paper: AGD against parameter-free peers", "",
         "Same settings as showcase-a and fig2; each peer at its raw defaults (conf/optimizer/<peer>.yaml) and, "
-        "where it has one, at its recommended setting (conf/optimizer/<peer>_recommended.yaml). Final epoch.", "",
+        "where it has one, at its recommended setting (conf/optimizer/<peer>_recommended.yaml). Final values "
+        f"(mean of the last {rd.FINAL_EPOCHS} epochs).", "",
         *beyond_table(root), "", *beyond_extra(root), "",
     ]
     return "\n".join(lines), records
@@ -225,5 +336,11 @@ def _main(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """scripts/report.py: a bad argument is one sentence on stderr and exit 2."""
-    return entry(_main, argv, "report.py")
+    """scripts/report.py: a bad argument is one sentence on stderr and exit 2; a module the
+    report needs that is missing is one sentence naming it and exit 1 (nothing written)."""
+    try:
+        return entry(_main, argv, "report.py")
+    except ModuleNotFoundError as err:
+        print(f"report.py: the report needs the Python module {err.name!r}, which is not installed; "
+              "install the requirements (`pip install -r requirements.txt`) and run it again.", file=sys.stderr)
+        return 1

@@ -16,8 +16,15 @@ Both give the same frame: one row per run x epoch (or step) with the run's confi
     precision  the run's arithmetic (fp32 / bf16) where its summary.json records it
     date       when the run last wrote its metrics (UTC)
 
-"Tuned" (the paper's baseline choice: the learning rate with the lowest final train loss) is
-decided here once, on the mean over seeds, for the plots and the report alike.
+A run's "final" value, wherever a verdict or the tuned choice reads one, is the mean over its
+last FINAL_EPOCHS epochs (`final_means`; the last epoch's own value rides along as `<metric>_last`):
+a CNN's test accuracy can swing by 20 points from one epoch to the next, so one epoch is a poor
+judge. "Tuned" (the paper's baseline choice) is decided here once, by `tuned`, for every figure,
+verdict and the beyond-the-paper rows: the setting with the lowest training objective (final
+train loss, mean over seeds of each run's mean over its last FINAL_EPOCHS epochs). It reads the
+training split only, never the test split (for the GPT the held-out text is its test split, so
+it too is tuned on its train loss). Provenance: `commit`, `dirty` and `mixed_code` (from each
+run's summary.json, experiments/provenance.py) travel with the runs into the evidence.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import csv
 import datetime as dt
 import os
 import re
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -35,14 +43,19 @@ from hydra import compose, initialize_config_dir
 
 from agd.results import SUMMARY_FILE, load_runs, read_json
 from experiments import paths
+from experiments.analysis.args import BadArgument
 from experiments.pipeline import register_resolvers
 
 INDEX_FILE = "index.csv"
 FOLLOWUPS_FILE = "followups.csv"  # in figures/: claim id -> follow-up run group -> what it tests
 
-# config columns kept in the evidence (besides every optimizer.* and model.* key)
+# config columns kept in the evidence (besides every optimizer.*, model.* and data.* key, data.pad
+# among them); commit, dirty and mixed_code say which code trained each run (summary.json)
 CONFIG_COLUMNS = ["data._target_", "loss._target_", "batch_size", "seed", "epochs", "scale",
-                  "group", "step_rows", "amp", "status", "precision", "date", "run"]
+                  "group", "step_rows", "amp", "status", "precision", "date", "run",
+                  "commit", "dirty", "mixed_code"]
+FINAL_EPOCHS = 3  # a run's final value: the mean over its last 3 epochs (module docstring)
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
 _OPT_CLASSES = {"dadaptadam": "dadapt_adam", "adamwschedulefree": "schedulefree_adamw",
                 "schedulefreeadamw": "schedulefree_adamw", "pdog": "dog"}
@@ -157,22 +170,96 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("epoch").groupby("run_dir", as_index=False).tail(1)
 
 
+def final_means(df: pd.DataFrame, epochs: int = FINAL_EPOCHS) -> pd.DataFrame:
+    """One row per run: its last epoch's row with each metric replaced by the mean over the run's
+    last `epochs` epochs (NaN if any of them is NaN: a diverged run stays diverged) and the last
+    epoch's own value kept as `<metric>_last`."""
+    last = final_rows(df)
+    if last.empty:
+        return last
+    metrics = [m for m in METRICS if m in df]
+    tail = df.sort_values("epoch").groupby("run_dir").tail(epochs)
+    means = tail.groupby("run_dir")[metrics].mean(numeric_only=True)
+    means = means.where(~tail[metrics].isna().groupby(tail["run_dir"]).any())
+    kept = last.assign(**{f"{m}_last": last[m] for m in metrics})
+    return kept.assign(**{m: kept["run_dir"].map(means[m]) for m in metrics})
+
+
 def complete(df: pd.DataFrame) -> pd.DataFrame:
     return df[df.status == "complete"] if not df.empty and "status" in df else df
 
 
-def tuned(final: pd.DataFrame, opt: str) -> pd.DataFrame:
-    """The final rows (one per seed) of `opt`'s setting with the lowest mean final train loss over
-    seeds: the paper's "tuned" baseline (for AGD, which has one setting, simply its runs). Only
-    complete runs with a finite loss compete; empty if `opt` has none."""
-    rows = complete(final)
-    if rows.empty or "opt" not in rows:
-        return rows.iloc[0:0]
-    rows = rows[rows.opt == opt].dropna(subset=["train_loss"])
-    if rows.empty:
-        return rows
-    best = rows.groupby("config_id").train_loss.mean().idxmin()
-    return rows[rows.config_id == best]
+def tuned(rows: pd.DataFrame, opt: str) -> pd.DataFrame:
+    """THE rule for "tuned", used by every figure, verdict and the beyond-the-paper rows: among
+    `opt`'s settings (config_id) in `rows` (epoch rows, several epochs per run), the one with the
+    lowest training objective: the mean over its seeds of each run's mean train loss over its
+    last FINAL_EPOCHS epochs. Returns that setting's final_means rows (one per seed); for AGD,
+    which has one setting per model and batch, simply its runs. Only complete runs with a finite
+    loss compete; empty if `opt` has none. The test split is never read."""
+    final = final_means(complete(rows))
+    if final.empty or "opt" not in final:
+        return final.iloc[0:0]
+    final = final[final.opt == opt].dropna(subset=["train_loss"])
+    if final.empty:
+        return final
+    best = final.groupby("config_id").train_loss.mean().idxmin()
+    return final[final.config_id == best]
+
+
+# ---- provenance: which code trained the runs, against the code at HEAD ----
+
+# the training code (what changes a run's numbers); the results layer and the benchmarks do not train
+TRAINING_CODE = ("agd", "conf", "experiments", ":!experiments/analysis", ":!experiments/bench")
+GIT_TIMEOUT_S = 30.0
+
+
+@cache
+def same_code_as_head(commit: str) -> str:
+    """'yes' when the training code (TRAINING_CODE) at `commit` is the code at HEAD, 'no' when it
+    differs, 'unknown' when git cannot say (no git, not a checkout, a commit it does not have)."""
+    try:
+        done = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "diff", "--quiet", commit, "HEAD", "--",
+                               *TRAINING_CODE], capture_output=True, timeout=GIT_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):  # no git binary, or a hung repository: git cannot say
+        return "unknown"
+    return {0: "yes", 1: "no"}.get(done.returncode, "unknown")
+
+
+def _flag(value) -> bool:
+    return str(value).strip().lower() == "true"
+
+
+def run_code(run: pd.Series) -> str:
+    """One run against HEAD: 'yes', 'no (uncommitted changes)', 'no (several commits)', 'no',
+    'unknown' or 'not recorded' (trained before runs recorded their commit)."""
+    commit = run.get("commit")
+    if commit is None or pd.isna(commit) or str(commit) == "":
+        return "not recorded"
+    if str(commit) == "unknown":
+        return "unknown"
+    if _flag(run.get("dirty")):
+        return "no (uncommitted changes)"
+    if _flag(run.get("mixed_code")):
+        return "no (several commits)"
+    return same_code_as_head(str(commit))
+
+
+def group_code(df: pd.DataFrame) -> tuple[str, str]:
+    """(the commits that trained a group's runs, with run counts when several; whether that code is
+    the code at HEAD): the report's provenance columns."""
+    runs = df.drop_duplicates("run")
+    if "commit" not in runs or runs.commit.isna().all():
+        return "not recorded", "not recorded"
+    commits = runs.commit.fillna("not recorded").astype(str)
+    counts = commits.value_counts()
+    text = (commits.iloc[0][:10] if len(counts) == 1 else
+            "several: " + ", ".join(f"{c[:10]} ({n} runs)" for c, n in sorted(counts.items())))
+    states = sorted({run_code(r) for _, r in runs.iterrows()})
+    if states == ["yes"]:
+        return text, "yes"
+    if len(states) == 1:
+        return text, states[0]
+    return text, "no: runs differ (" + "; ".join(states) + ")"
 
 
 def seed_curves(df: pd.DataFrame, column: str, x: str = "epoch") -> pd.DataFrame:
@@ -194,10 +281,18 @@ def group_parts(group: str) -> tuple[str, str | None, bool]:
     return group, None, False
 
 
+class DoesNotCompose(BadArgument):
+    """An experiment config that Hydra cannot compose: one sentence naming it (exit 2 via args.entry)."""
+
+
 @cache
 def experiment_facts(experiment: str, scale: str) -> dict | None:
-    """{'epochs', 'group', 'params'} of one experiment at one scale, composed with Hydra from conf/
-    exactly as the training command composes it; None if it does not compose (no such config)."""
+    """{'epochs', 'group', 'seed', 'params'} of one experiment at one scale, composed with Hydra
+    from conf/ exactly as the training command composes it; None only when there is no such
+    experiment (no conf/experiment/<name>.yaml). A config that exists but does not compose stops
+    with DoesNotCompose: its budget is unknown, never "as declared"."""
+    if not (paths.CONF_DIR / "experiment" / f"{experiment}.yaml").exists():
+        return None
     register_resolvers()
     try:
         with initialize_config_dir(config_dir=str(paths.CONF_DIR), version_base="1.3"):
@@ -205,14 +300,17 @@ def experiment_facts(experiment: str, scale: str) -> dict | None:
                           return_hydra_config=True)
             return {"epochs": int(cfg.epochs), "group": str(cfg.group), "seed": int(cfg.seed),
                     "params": {str(k): str(v) for k, v in (cfg.hydra.sweeper.params or {}).items()}}
-    except Exception:  # noqa: BLE001 - any composition error means "nothing declared"
-        return None
+    except Exception as err:  # Hydra and OmegaConf raise many types; each is re-raised as one sentence
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise DoesNotCompose(f"conf/experiment/{experiment}.yaml does not compose at scale={scale} "
+                             f"({type(err).__name__}: {first}); fix that config (or its "
+                             f"conf/scale/{experiment}/{scale}.yaml) before reading its runs.") from err
 
 
-def _group_template(experiment: str, seen: tuple = ()) -> str | None:
+def _group_template(experiment: str, conf: Path, seen: tuple = ()) -> str | None:
     """The `group:` an experiment file sets, or inherits from the experiment it extends (the
     first plain name in its defaults list), read from the YAML without composing."""
-    path = paths.CONF_DIR / "experiment" / f"{experiment}.yaml"
+    path = conf / "experiment" / f"{experiment}.yaml"
     if not path.exists() or experiment in seen:
         return None
     node = yaml.safe_load(path.read_text()) or {}
@@ -220,13 +318,18 @@ def _group_template(experiment: str, seen: tuple = ()) -> str | None:
         return str(node["group"])
     parents = [d for d in node.get("defaults", []) if isinstance(d, str) and d != "_self_"
                and not d.startswith(("/", "override"))]
-    return _group_template(parents[0], (*seen, experiment)) if parents else None
+    return _group_template(parents[0], conf, (*seen, experiment)) if parents else None
+
+
+@cache
+def _group_templates(conf: Path) -> dict[str, str | None]:
+    """{experiment: its group template} for every conf/experiment/*.yaml, read once per process."""
+    return {p.stem: _group_template(p.stem, conf) for p in sorted((conf / "experiment").glob("*.yaml"))}
 
 
 def experiments_of(base: str) -> list[str]:
     """Every experiment writing to the run group `<base>_<scale>` (e.g. fig2 and fig2_baselines)."""
-    names = sorted(p.stem for p in (paths.CONF_DIR / "experiment").glob("*.yaml"))
-    return [n for n in names if _group_template(n) == base + "_${scale}"]
+    return [n for n, t in _group_templates(paths.CONF_DIR).items() if t == base + "_${scale}"]
 
 
 def group_of(experiment: str, scale: str) -> str:

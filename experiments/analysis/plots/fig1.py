@@ -1,7 +1,7 @@
 """fig1 (docs/experiments.md): four benchmarks side by side (columns). Top row: AGD's automatic
 learning rate η (mean with min–max band, left axis) and the objective (right axis, log); bottom
 row: train and test accuracy. AGD solid, tuned Adam dashed (SGD 0.1 for the ImageNet panel; tuned
-= rundata.tuned, lowest mean final train loss over seeds); in the bottom row train is the darker,
+= rundata.tuned, the lowest training objective); in the bottom row train is the darker,
 thicker line and test the lighter one. Lines are means over seeds, bands min–max across seeds.
 
     python scripts/plot_fig1.py scale=mini|small|paper [runs=<runs root>] [out=<dir>] [publish=true]
@@ -29,9 +29,8 @@ def draw_panel(top, bottom, df, baseline: str) -> None:
     loss_ax = top.twinx()
     loss_ax.spines["right"].set_visible(True)
     loss_ax.grid(False)
-    final = rd.final_rows(df)
     for opt, dashes in (("agd", "-"), (baseline, "--")):
-        r = df[df.run.isin(rd.tuned(final, opt).run)]
+        r = df[df.run.isin(rd.tuned(df, opt).run)]
         if r.empty:
             continue
         c = ps.color(opt)

@@ -1,5 +1,5 @@
 """fig2 (docs/experiments.md): FCN depth 8 width 256; AGD against Adam and SGD, each at the best
-learning rate of its grid (rundata.tuned: lowest mean final train loss over seeds). Panels:
+learning rate of its grid (rundata.tuned: the lowest training objective). Panels:
 objective, accuracy (train solid, test dotted), relative update size (1/L) Σ_k ||ΔW_k||_F /
 ||W_k||_F (per-epoch mean, band from the lowest per-step minimum to the highest maximum).
 Loss and accuracy lines are means over seeds with a min–max band across them.
@@ -17,10 +17,9 @@ GROUP = "fig2"
 
 def tuned_runs(df) -> dict:
     """{optimizer: epoch rows of its tuned setting (all seeds)} for AGD, Adam and SGD."""
-    final = rd.final_rows(df)
     chosen = {}
     for opt in ("agd", "adam", "sgd"):
-        best = rd.tuned(final, opt)
+        best = rd.tuned(df, opt)
         if not best.empty:
             chosen[opt] = df[df.run.isin(best.run)]
     return chosen
