@@ -47,8 +47,12 @@ def test_search_order_root_then_data_dir_then_repo_then_debian(nowhere, monkeypa
 
 def test_missing_everywhere_says_how_to_install(nowhere):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as err:
-        fashion_mnist.load(root=str(nowhere / "root"), download=False)
+        fashion_mnist.load(download=False)  # no root named: the implicit search, to the Debian folder
     assert str(nowhere / "debian") in str(err.value) and "\n" not in str(err.value)
+    (nowhere / "root").mkdir()
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as err:
+        fashion_mnist.load(root=str(nowhere / "root"), download=False)  # an empty root, named
+    assert str(nowhere / "root") in str(err.value) and "\n" not in str(err.value)
 
 
 def test_incomplete_folder_is_skipped(nowhere):

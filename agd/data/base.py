@@ -37,6 +37,7 @@ class ArrayData:
     # the device, augmented per batch there); "torchvision" = DataLoader + per-sample transforms
     loader: str = "device"
     num_workers: int = 0  # DataLoader workers, "torchvision" loader only
+    source: str | None = None  # the folder the files were read from (facts.json: data_source)
 
     def __post_init__(self):
         if self.loader not in LOADERS:
@@ -46,6 +47,11 @@ class ArrayData:
                 raise ValueError(f"{self.name}: {split} has {len(x)} inputs but {len(y)} labels.")
             if len(x) == 0:
                 raise ValueError(f"{self.name}: the {split} split is empty.")
+            outside = (y < 0) | (y >= self.num_classes)
+            if bool(outside.any()):  # the loss would fail on it mid-epoch, far from the cause
+                first = int(outside.nonzero()[0, 0])
+                raise ValueError(f"{self.name}: {split} label {int(y[first])} at index {first} is outside "
+                                 f"0..{self.num_classes - 1} ({self.num_classes} classes).")
         if len(self.mean) != len(self.std):
             raise ValueError(f"{self.name}: mean and std have different lengths.")
 

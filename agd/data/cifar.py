@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from agd.data.base import ArrayData
-from agd.data.files import resolve_root, try_download
+from agd.data.files import REPO_DATA, check_root, explicit_root, missing_files, try_download
+from agd.data.idx import check_labels
 
 # the standard normalisation (docs/data.md) (per channel, of pixel/255)
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -32,7 +33,7 @@ _LAYOUT = {
 }
 
 
-def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path, label_key: str, classes: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as f:
             entry = pickle.load(f, encoding="bytes")
@@ -51,39 +52,54 @@ def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise ValueError(f"{path}: data of shape {data.shape} with {len(labels)} labels is not CIFAR's "
                          "(N, 3072) layout.")
+    check_labels(labels, classes, path, path.parent.name)
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _directory(name: str, root, download: bool) -> Path:
+    """The folder holding every file of the set: an explicit root must exist and be a folder, a
+    partial set is refused (not downloaded over), and a download is tried only when none is there."""
+    folder, train_files, test_files = _LAYOUT[name][:3]
+    named = explicit_root(root)
+    if named:
+        check_root(*named)
+    base = named[0] if named else REPO_DATA
+    directory = base / folder
+    files = train_files + test_files
+    title = name.upper().replace("CIFAR", "CIFAR-")
+    missing = missing_files(directory, files)
+    if missing and len(missing) < len(files):
+        raise FileNotFoundError(f"{title} in {directory}/ is incomplete: it lacks {', '.join(missing)}; extract "
+                                "the whole official python version there, or point data.root / DATA_DIR at a "
+                                f"folder whose {folder}/ holds every file.")
+    reason = "download=false"
+    if missing and download:
+        import torchvision.datasets
+
+        dataset_cls = getattr(torchvision.datasets, _LAYOUT[name][5])
+        reason = try_download(lambda: dataset_cls(root=str(base), train=True, download=True)) or reason
+        missing = missing_files(directory, files)
+    if missing:
+        raise FileNotFoundError(
+            f"{title} not found: {directory / missing[0]} is missing; extract the official "
+            f"python version (https://www.cs.toronto.edu/~kriz/cifar.html) into {base} so that {directory}/ "
+            f"holds {', '.join(files)}, or point data.root / DATA_DIR at the folder that "
+            f"holds {folder}/ (download not possible: {reason}).")
+    return directory
 
 
 def _load(name: str, root, download: bool, augment: bool, loader: str, num_workers: int) -> ArrayData:
     folder, train_files, test_files, label_key, classes, tv_name, mean, std = _LAYOUT[name]
-    base = resolve_root(root)
-    directory = base / folder
-    needed = [directory / f for f in train_files + test_files]
-    reason = "download=false"
-    if not all(p.is_file() for p in needed) and download:
-        import torchvision.datasets
-
-        dataset_cls = getattr(torchvision.datasets, tv_name)
-        reason = try_download(lambda: dataset_cls(root=str(base), train=True, download=True)) or reason
-    missing = [p for p in needed if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{name.upper().replace('CIFAR', 'CIFAR-')} not found: {missing[0]} is missing; extract the official "
-            f"python version (https://www.cs.toronto.edu/~kriz/cifar.html) into {base} so that {directory}/ "
-            f"holds {', '.join(train_files + test_files)}, or point data.root / DATA_DIR at the folder that "
-            f"holds {folder}/ (download not possible: {reason}).")
+    directory = _directory(name, root, download)
     splits = []
     for files in (train_files, test_files):
-        parts = [_read_batch(directory / f, label_key) for f in files]
+        parts = [_read_batch(directory / f, label_key, classes) for f in files]
         splits.append((torch.from_numpy(np.concatenate([p[0] for p in parts])),
                        torch.from_numpy(np.concatenate([p[1] for p in parts]))))
     (x_train, y_train), (x_test, y_test) = splits
-    for split, y in (("train", y_train), ("test", y_test)):
-        if len(y) and (y.min() < 0 or y.max() >= classes):
-            raise ValueError(f"{name} {split} labels must lie in 0..{classes - 1}, found {y.min()}..{y.max()}.")
     return ArrayData(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                      num_classes=classes, mean=mean, std=std, pixel_scale=255.0, augment=augment,
-                     loader=loader, num_workers=num_workers)
+                     loader=loader, num_workers=num_workers, source=str(directory))
 
 
 def load_cifar10(root: str | None = None, download: bool = True, augment: bool = True,

@@ -53,11 +53,27 @@ def complete_folder(candidates: Iterable[Path]) -> Path | None:
     return None
 
 
-def read_split_arrays(directory: Path, name: str) -> dict[str, np.ndarray]:
-    """The four arrays (x_train, y_train, x_test, y_test) of a complete IDX folder, checked."""
-    arrays = {key: read_idx(find_file(directory, stem)) for key, stem in FILES.items()}
+def missing_stems(directory: Path) -> list[str]:
+    """The IDX files (by official name) that `directory` lacks, plain or .gz."""
+    return [stem for stem in FILES.values() if find_file(directory, stem) is None]
+
+
+def check_labels(labels: np.ndarray, classes: int, path: Path, name: str) -> None:
+    """Every label in 0..classes-1, or one sentence naming the file, the label and where it is."""
+    bad = np.flatnonzero((labels < 0) | (labels >= classes))
+    if bad.size:
+        raise ValueError(f"{path} holds label {int(labels[bad[0]])} at index {int(bad[0])} ({bad.size} labels "
+                         f"in all outside 0..{classes - 1}: {name} has {classes} classes); replace the file.")
+
+
+def read_split_arrays(directory: Path, name: str, classes: int = 10) -> dict[str, np.ndarray]:
+    """The four arrays (x_train, y_train, x_test, y_test) of a complete IDX folder, checked:
+    shapes that match and labels in 0..classes-1."""
+    paths = {key: find_file(directory, stem) for key, stem in FILES.items()}
+    arrays = {key: read_idx(path) for key, path in paths.items()}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"{name} {split}: images {x.shape} and labels {y.shape} do not match.")
+        check_labels(y, classes, paths[f"y_{split}"], name)
     return arrays

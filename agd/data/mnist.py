@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from agd.data.base import ArrayData
-from agd.data.files import resolve_root, try_download
-from agd.data.idx import FILES, complete_folder, find_file, read_split_arrays
+from agd.data.files import REPO_DATA, check_root, explicit_root, try_download
+from agd.data.idx import FILES, missing_stems, read_split_arrays
 
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
@@ -21,15 +21,23 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 def load(root: str | None = None, download: bool = True, loader: str = "device",
          num_workers: int = 0) -> ArrayData:
     """MNIST: 60,000 train / 10,000 test 28×28 grey images as uint8 (N, 1, 28, 28)."""
-    base = resolve_root(root)
+    named = explicit_root(root)
+    base = named[0] if named else REPO_DATA
+    if named:
+        check_root(*named)
     directory = base / "MNIST" / "raw"
+    missing = missing_stems(directory)
     reason = "download=false"
-    if complete_folder([directory]) is None and download:
+    if missing and len(missing) < len(FILES):  # a partial set is refused, not downloaded over
+        raise FileNotFoundError(f"MNIST in {directory}/ is incomplete: it lacks {', '.join(missing)} (.gz or not); "
+                                "put all four IDX files there, or point data.root / DATA_DIR at a folder whose "
+                                "MNIST/raw/ holds them.")
+    if missing and download:
         import torchvision.datasets
 
         reason = try_download(lambda: torchvision.datasets.MNIST(root=str(base), train=True,
                                                                  download=True)) or reason
-    missing = [stem for stem in FILES.values() if find_file(directory, stem) is None]
+        missing = missing_stems(directory)
     if missing:
         raise FileNotFoundError(
             f"MNIST not found: {directory}/ lacks {', '.join(missing)} (.gz or not); put the four IDX "
@@ -43,4 +51,4 @@ def load(root: str | None = None, download: bool = True, loader: str = "device",
         x_test=torch.from_numpy(arrays["x_test"].copy()).unsqueeze(1),
         y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
         num_classes=10, mean=MNIST_MEAN, std=MNIST_STD, pixel_scale=255.0, augment=False,
-        loader=loader, num_workers=num_workers)
+        loader=loader, num_workers=num_workers, source=str(directory))
