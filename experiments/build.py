@@ -10,19 +10,23 @@ from __future__ import annotations
 import copy
 import hashlib
 import pickle
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException, MissingConfigException
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from agd import distributed
 from agd.data import make_loaders
 from agd.init import init_weights
 from experiments import provenance
 from experiments.loggers import NullLogger
-from experiments.paths import runs_root
+from experiments.paths import CONF_DIR, runs_root
 
 # Settings that do not change what a run computes: a resumed run may differ in these, and they
 # are left out of the run directory's name (conf/config.yaml reads this list through the
@@ -96,6 +100,65 @@ def validate(cfg: DictConfig) -> None:
         distributed.local_batch_size(cfg.batch_size, distributed.detect())
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def one_sentence(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages as one line."""
+    if isinstance(err, MissingConfigException) and getattr(err, "options", None):
+        first = str(err).strip().splitlines()[0]
+        return f"{first}; choose one of: {', '.join(err.options)}."
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return " ".join(line if line.endswith(".") else f"{line};" for line in lines).rstrip(";") or type(err).__name__
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():  # inside a running Hydra app (a sweep's callback)
+        return compose("config", overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def validate_overrides(overrides: Sequence[str]) -> None:
+    """Check one job before anything is launched: its config composes from `overrides` (as on the
+    command line, without sweeps) and its values can work (`validate`). Raises ConfigError with
+    the one sentence a user can act on; creates nothing."""
+    try:
+        cfg = _compose(list(overrides))
+        OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(one_sentence(err)) from None
+    validate(cfg)
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Every job's overrides of a `-m` sweep, as Hydra's basic sweeper enumerates them (the
+    config's hydra.sweeper.params, then the command line's)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+class ValidateSweep(Callback):
+    """A `-m` sweep checks every job's config before launching any (conf/config.yaml names this
+    callback first): one bad value refuses the whole sweep, exit 2, nothing created."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        jobs = sweep_jobs(config)
+        for number, job in enumerate(jobs):
+            try:
+                validate_overrides(job)
+            except ConfigError as err:
+                print(f"error: {str(err).rstrip('.')} (sweep job #{number}: {' '.join(job) or 'no overrides'}); "
+                      f"none of the {len(jobs)} jobs was launched.", file=sys.stderr, flush=True)
+                sys.exit(2)
 
 
 def _amp_setting(cfg: DictConfig) -> str:

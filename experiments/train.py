@@ -26,13 +26,13 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments import sweep
-from experiments.build import register_resolvers
+from experiments.build import one_sentence, register_resolvers
 from experiments.pipeline import run
 from experiments.signals import exit_status_at_end
 
@@ -51,15 +51,6 @@ def main(cfg: DictConfig):
             # records a failure (SLURM: FAILED with this exit code, not COMPLETED 0:0)
             exit_status_at_end(summary.get("exit_code") or 1)
     return summary
-
-
-def one_sentence(err: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line messages as one line."""
-    if isinstance(err, MissingConfigException) and getattr(err, "options", None):
-        first = str(err).strip().splitlines()[0]
-        return f"{first}; choose one of: {', '.join(err.options)}."
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    return " ".join(line if line.endswith(".") else f"{line};" for line in lines).rstrip(";") or type(err).__name__
 
 
 def cli() -> None:

@@ -406,3 +406,26 @@ def test_pull_wandb_without_an_api_key_is_one_sentence(tmp_path):
     line = one_error_line(proc.stderr)
     assert line.startswith("error: W&B has no API key here (") and "wandb login" in line
     assert not (tmp_path / "pulled").exists()
+
+
+# ------------------------------------------------------------ 10. a sweep is checked before it launches
+
+def test_a_sweep_with_one_bad_value_launches_nothing_and_exits_2(tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_train(["-m", "epochs=1,abc", "model.width=8", *QUIET], runs, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert one_error_line(proc.stderr) == (
+        "error: epochs must be an integer >= 1, got 'abc' (sweep job #1: epochs=abc model.width=8 logger=none "
+        "progress=False); none of the 2 jobs was launched.")
+    assert not runs.exists()  # no run directory, no multirun.yaml, no outcomes folder
+
+
+def test_validate_overrides_checks_one_job_without_creating_anything(tmp_path):
+    build.validate_overrides(["epochs=2", "model.width=8"])
+    with pytest.raises(build.ConfigError, match=r"^epochs must be an integer >= 1, got 'abc'\.$"):
+        build.validate_overrides(["epochs=abc"])
+    with pytest.raises(build.ConfigError, match=r"^In 'config': Could not find 'model/nonexistent'; choose one of"):
+        build.validate_overrides(["model=nonexistent"])
+    with pytest.raises(build.ConfigError, match=r"^optimizer.lr must be a number, got 'x'\.$"):
+        build.validate_overrides(["experiment=fig2", "scale=mini", "optimizer=sgd", "optimizer.lr=x"])
+    assert not (tmp_path / "runs").exists()
