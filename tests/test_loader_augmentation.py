@@ -130,3 +130,54 @@ def test_two_ranks_shard_a_permutation(kind, n):
         assert not set(shards[0]) & set(shards[1])
         assert sorted(shards[0] + shards[1]) == list(range(n))
         assert abs(len(shards[0]) - len(shards[1])) <= len(train)
+
+
+# ---- the crop's padding: CIFAR's proportion by default (image_size // 8), or a dataset's own ----
+
+def coordinate_images_16(n: int) -> torch.Tensor:
+    """(n, 2, 16, 16) uint8: channel 0 holds row+1, channel 1 col+1 (1..16); padding reads 0."""
+    rows = torch.arange(1, 17, dtype=torch.uint8)
+    image = torch.stack([rows[:, None].expand(16, 16), rows[None, :].expand(16, 16)])
+    return image.expand(n, -1, -1, -1).contiguous()
+
+
+def decode_16(out: torch.Tensor, pad: int):
+    """(dy, dx) of each 16×16 crop made with `pad` pixels of padding: output row 8 shows padded row
+    dy + 8 = original row dy + 8 - pad, value dy + 9 - pad (never padding for pad <= 4); a flip
+    reverses the columns, so output column 8 then shows original column dx + 7 - pad."""
+    rowv, colv = out[:, 0, 8, 8].long(), out[:, 1, 8, 8].long()
+    flipped = out[:, 1, 8, 7] > out[:, 1, 8, 8]
+    return rowv - 9 + pad, torch.where(flipped, colv - 8 + pad, colv - 9 + pad)
+
+
+@pytest.mark.parametrize("pad, given", [(2, None), (4, 4), (2, 2)])
+def test_crop_offsets_range_over_zero_to_twice_the_pad(pad, given):
+    """At 16×16 the default padding is 2 (CIFAR's 4 at 32, in proportion): offsets 0..4 only; an
+    explicit pad=4 gives 0..8. Every offset in the range occurs, none outside it."""
+    n = 2000
+    images = coordinate_images_16(n)
+    loader = DeviceLoader(images, torch.zeros(n, dtype=torch.long), n, mean=(0.0, 0.0), std=(1.0, 1.0),
+                          pixel_scale=1.0, shuffle=True, augment=True, seed=1, pad=given)
+    assert loader.pad == pad
+    out, _ = next(iter(loader))
+    dy, dx = decode_16(out.round().to(torch.uint8), pad)
+    assert sorted(set(dy.tolist())) == list(range(2 * pad + 1))
+    assert sorted(set(dx.tolist())) == list(range(2 * pad + 1))
+
+
+def test_the_padding_follows_the_dataset_into_both_loaders():
+    x = torch.zeros(16, 3, 16, 16, dtype=torch.uint8)
+
+    def data(pad, loader="device"):
+        return ArrayData(name="p", x_train=x, y_train=torch.zeros(16, dtype=torch.long), x_test=x[:4],
+                         y_test=torch.zeros(4, dtype=torch.long), num_classes=1, mean=(0.0,) * 3,
+                         std=(1.0,) * 3, augment=True, loader=loader, pad=pad)
+
+    assert make_loaders(data(None), 8, seed=0, device="cpu")[0].pad == 2  # 16 // 8
+    assert make_loaders(data(4), 8, seed=0, device="cpu")[0].pad == 4
+    assert crop_flip_transform(16).transforms[0].padding == 2
+    assert crop_flip_transform(32).transforms[0].padding == 4
+    train, _ = make_loaders(data(3, "torchvision"), 8, seed=0, device="cpu")
+    assert train.loader.dataset.transform.transforms[0].padding == 3
+    with pytest.raises(ValueError, match="pad must be a whole number of pixels"):
+        data(-1)

@@ -32,11 +32,14 @@ class ArrayData:
     mean: tuple[float, ...]  # per channel, in units of x / pixel_scale
     std: tuple[float, ...]
     pixel_scale: float = 255.0
-    augment: bool = False  # random crop (pad 4) + horizontal flip on training batches
+    augment: bool = False  # random crop + horizontal flip on training batches
     # which loader serves it (agd.data.loader.make_loaders): "device" = DeviceLoader (whole set on
     # the device, augmented per batch there); "torchvision" = DataLoader + per-sample transforms
     loader: str = "device"
     num_workers: int = 0  # DataLoader workers, "torchvision" loader only
+    # the crop's zero padding in pixels; None keeps CIFAR's proportion, image_size // 8 (4 at 32,
+    # 2 at 16: agd.data.loader.default_pad)
+    pad: int | None = None
     source: str | None = None  # the folder the files were read from (facts.json: data_source)
 
     def __post_init__(self):
@@ -54,6 +57,9 @@ class ArrayData:
                                  f"0..{self.num_classes - 1} ({self.num_classes} classes).")
         if len(self.mean) != len(self.std):
             raise ValueError(f"{self.name}: mean and std have different lengths.")
+        if self.pad is not None and (isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0):
+            raise ValueError(f"{self.name}: pad must be a whole number of pixels >= 0 (or null for "
+                             f"image_size // 8), got {self.pad!r}.")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -88,7 +88,8 @@ def _directory(name: str, root, download: bool) -> Path:
     return directory
 
 
-def _load(name: str, root, download: bool, augment: bool, loader: str, num_workers: int) -> ArrayData:
+def _load(name: str, root, download: bool, augment: bool, loader: str, num_workers: int,
+          pad: int | None = None) -> ArrayData:
     folder, train_files, test_files, label_key, classes, tv_name, mean, std = _LAYOUT[name]
     directory = _directory(name, root, download)
     splits = []
@@ -99,17 +100,17 @@ def _load(name: str, root, download: bool, augment: bool, loader: str, num_worke
     (x_train, y_train), (x_test, y_test) = splits
     return ArrayData(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                      num_classes=classes, mean=mean, std=std, pixel_scale=255.0, augment=augment,
-                     loader=loader, num_workers=num_workers, source=str(directory))
+                     loader=loader, num_workers=num_workers, pad=pad, source=str(directory))
 
 
 def load_cifar10(root: str | None = None, download: bool = True, augment: bool = True,
-                 loader: str = "device", num_workers: int = 0) -> ArrayData:
+                 loader: str = "device", num_workers: int = 0, pad: int | None = None) -> ArrayData:
     """CIFAR-10: 50,000 train / 10,000 test 32×32 RGB images, 10 classes. Training batches get
-    random crop (pad 4) + horizontal flip when `augment` (docs/data.md)."""
-    return _load("cifar10", root, download, augment, loader, num_workers)
+    random crop (pad 4 unless `pad` says otherwise) + horizontal flip when `augment` (docs/data.md)."""
+    return _load("cifar10", root, download, augment, loader, num_workers, pad)
 
 
 def load_cifar100(root: str | None = None, download: bool = True, augment: bool = True,
-                  loader: str = "device", num_workers: int = 0) -> ArrayData:
+                  loader: str = "device", num_workers: int = 0, pad: int | None = None) -> ArrayData:
     """CIFAR-100 with its 100 fine labels; same augmentation as CIFAR-10 (docs/data.md)."""
-    return _load("cifar100", root, download, augment, loader, num_workers)
+    return _load("cifar100", root, download, augment, loader, num_workers, pad)

@@ -109,8 +109,9 @@ def _form(images: np.ndarray, index: torch.Tensor, channels: int, image_size: in
 
 def load(root: str | None = None, download: bool = True, channels: int = 1, image_size: int = 28,
          augment: bool = False, train_size: int | None = None, test_size: int | None = None,
-         subset_seed: int = 0, loader: str = "device", num_workers: int = 0) -> ArrayData:
-    """Fashion-MNIST as uint8 images (N, channels, image_size, image_size)."""
+         subset_seed: int = 0, loader: str = "device", num_workers: int = 0, pad: int | None = None) -> ArrayData:
+    """Fashion-MNIST as uint8 images (N, channels, image_size, image_size); `pad`: the crop's padding
+    when augmented (None: image_size // 8, CIFAR's proportion)."""
     if channels not in (1, 3):
         raise ValueError(f"fashion_mnist channels must be 1 or 3, got {channels!r}.")
     if not isinstance(image_size, int) or image_size < 8:
@@ -128,4 +129,4 @@ def load(root: str | None = None, download: bool = True, channels: int = 1, imag
         x_test=_form(arrays["x_test"], test_idx, channels, image_size),
         y_test=torch.from_numpy(arrays["y_test"].astype(np.int64))[test_idx],
         num_classes=10, mean=mean, std=std, pixel_scale=255.0, augment=augment,
-        loader=loader, num_workers=num_workers, source=str(folder))
+        loader=loader, num_workers=num_workers, pad=pad, source=str(folder))

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from agd.data.loader import PAD, epoch_generator
+from agd.data.loader import crop_pad, epoch_generator
 
 
 class EpochDataLoader:
@@ -88,11 +88,12 @@ class TransformedTensors(Dataset):
         return (self.transform(x) if self.transform is not None else x), self.y[index]
 
 
-def crop_flip_transform(image_size: int):
-    """The CIFAR augmentation of docs/data.md as torchvision's per-sample transforms (zero padding)."""
+def crop_flip_transform(image_size: int, pad: int | None = None):
+    """The CIFAR augmentation of docs/data.md as torchvision's per-sample transforms (zero padding
+    of `pad` pixels; None: image_size // 8, CIFAR's proportion, as agd.data.loader)."""
     from torchvision import transforms
 
-    return transforms.Compose([transforms.RandomCrop(image_size, padding=PAD),
+    return transforms.Compose([transforms.RandomCrop(image_size, padding=crop_pad(pad, image_size)),
                                transforms.RandomHorizontalFlip()])
 
 
@@ -106,7 +107,7 @@ def make_dataloaders(data, batch_size: int, *, seed: int, device, rank: int = 0,
     from agd.data.base import ArrayData
 
     if isinstance(data, ArrayData):
-        transform = crop_flip_transform(data.x_train.shape[-1]) if data.augment else None
+        transform = crop_flip_transform(data.x_train.shape[-1], data.pad) if data.augment else None
         train_set = TransformedTensors(data.x_train, data.y_train, transform)
         test_set = TransformedTensors(data.x_test, data.y_test)
     else:
