@@ -9,6 +9,7 @@ A run directory holds:
                    the signal); final metrics, wall time, the precision the run used
     facts.json     how the run was executed: device, precision, channels_last, ranks, overrides
     checkpoint.pt  model, optimiser and every row so far, for resuming (written by the entry point)
+    samples.txt    text data only, when sample_chars > 0: characters sampled from the trained model
     .lock          held (flock) by the process training the run, released by the system when it
                    dies: a summary that still says "running" with its lock free is a run that
                    was killed, and reads as "interrupted"
@@ -32,6 +33,7 @@ STEP_COLUMNS = ["epoch", "step", "train_loss", "train_acc", "eta", "update"]
 
 CONFIG_FILE, METRICS_FILE, STEPS_FILE, SUMMARY_FILE, FACTS_FILE, CHECKPOINT_FILE = (
     "config.json", "metrics.csv", "steps.csv", "summary.json", "facts.json", "checkpoint.pt")
+SAMPLES_FILE = "samples.txt"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_FILE)
 LOCK_FILE = ".lock"
 

@@ -31,8 +31,10 @@ from experiments.paths import CONF_DIR, runs_root
 # Settings that do not change what a run computes: a resumed run may differ in these, and they
 # are left out of the run directory's name (conf/config.yaml reads this list through the
 # ${run_name_excluded_keys:} resolver; this tuple is its one home). Dotted keys name one entry.
+# sample_chars is among them: the samples are drawn from the trained model after training, so a
+# run asked for samples is the same run (a rerun of a complete run writes samples.txt if missing).
 NON_SEMANTIC_KEYS = ("logger", "logger.project", "logger.entity", "logger.mode", "logger.init_timeout",
-                     "progress", "device", "resume", "tags", "data.root", "hydra.launcher")
+                     "progress", "device", "resume", "tags", "data.root", "hydra.launcher", "sample_chars")
 # also left out of the name because the run's group (its parent directory) already says them
 GROUP_KEYS = ("experiment", "scale", "group")
 NAME_MAX = 255  # bytes in one path component on Linux and macOS file systems
@@ -81,6 +83,8 @@ def validate(cfg: DictConfig) -> None:
     _check_int(cfg, "batch_size", 1)
     _check_int(cfg, "seed", 0)
     _check_int(cfg, "step_rows", 0)
+    if cfg.get("sample_chars") is not None:
+        _check_int(cfg, "sample_chars", 0)
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {cfg.device!r}.")
     if cfg.device == "cuda" and not torch.cuda.is_available():

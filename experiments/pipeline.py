@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from agd import distributed
-from agd.results import CONFIG_FILE
+from agd.results import CONFIG_FILE, SAMPLES_FILE, atomic_write_bytes
 from agd.train import LoopOptions, NonFiniteLossError, train
 
 # build_optimizer, register_resolvers, speed_settings and validate are re-exported: scripts, the
@@ -147,7 +147,8 @@ def _run(cfg: DictConfig, store: RunStore, overrides) -> dict:
     validate(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     previous = _previous_run(store, config, cfg.resume)
-    if previous.get("status") == "complete" and not store.needs_repair(cfg.step_rows > 0):
+    if (previous.get("status") == "complete" and not store.needs_repair(cfg.step_rows > 0)
+            and not _samples_missing(cfg, store)):
         return _already_complete(store, previous, config, cfg.step_rows > 0)
     # SIGTERM/SIGUSR1/SIGINT end the run between checkpoint writes (experiments/signals.py)
     with StopOnSignal() as guard:
@@ -155,6 +156,8 @@ def _run(cfg: DictConfig, store: RunStore, overrides) -> dict:
         with store.owned():
             previous = _previous_run(store, config, cfg.resume)  # as it is now that it is ours
             if previous.get("status") == "complete":
+                if _samples_missing(cfg, store):
+                    _samples_of_complete_run(cfg, config, store, parts)
                 return _already_complete(store, previous, config, cfg.step_rows > 0)
             return _train_owned(cfg, config, store, parts, previous, guard, overrides)
 
@@ -300,14 +303,51 @@ def _train_owned(cfg: DictConfig, config: dict, store: RunStore, parts: Parts, p
         parts.logger.finish(exit_code)
 
 
+def _text_outputs(cfg: DictConfig, store: RunStore, parts: Parts) -> dict:
+    """For text data: the count-model floors (summary fields, nats per character) and, when
+    `sample_chars` > 0, samples.txt: that many characters sampled from the trained model (seeded
+    by the run's seed, so a rerun writes the same text)."""
+    fields = {}
+    if callable(getattr(parts.data, "floors", None)):
+        floors = parts.data.floors()
+        fields = {"floor_unigram": floors["unigram"], "floor_bigram": floors["bigram"]}
+    n_chars = cfg.get("sample_chars", 0) or 0
+    if n_chars > 0 and callable(getattr(parts.data, "decode", None)) and store.writer:
+        from agd.textgen import generate
+
+        vocab = getattr(parts.data, "vocab", "\n")
+        prompt = "\n" if "\n" in vocab else vocab[0]  # a line break starts a sample, when the corpus has one
+        text = generate(parts.model, parts.data, n_chars=n_chars, seed=cfg.seed, prompt=prompt)
+        atomic_write_bytes(store.path / SAMPLES_FILE, text.encode())
+    return fields
+
+
+def _samples_missing(cfg: DictConfig, store: RunStore) -> bool:
+    return (cfg.get("sample_chars") or 0) > 0 and not (store.path / SAMPLES_FILE).exists()
+
+
+def _samples_of_complete_run(cfg: DictConfig, config: dict, store: RunStore, parts: Parts) -> None:
+    """samples.txt for a run that completed without it (sample_chars changes no training), from
+    the model in its checkpoint, when the checkpoint is this run's."""
+    checkpoint = store.load_checkpoint()
+    identity = checkpoint_identity(semantic_config(config), parts.model)
+    if checkpoint is None or foreign_reason(checkpoint, identity) is not None:
+        return
+    parts.model.load_state_dict(checkpoint["model"])
+    _text_outputs(cfg, store, parts)
+    if (store.path / SAMPLES_FILE).exists() and store.writer:
+        print(f"wrote {store.path / SAMPLES_FILE} from the trained model in its checkpoint")
+
+
 def _complete(cfg, store: RunStore, parts: Parts, progress: Progress, wall_s: float, overrides) -> dict:
     final = progress.rows[-1]
     facts = parts.facts(cfg, overrides)
+    text_fields = _text_outputs(cfg, store, parts)
     summary = store.write_status(
         "complete", epochs=final["epoch"], train_loss=final["train_loss"], train_acc=final["train_acc"],
         test_loss=final["test_loss"], test_acc=final["test_acc"], time_s=final["time_s"],
         wall_s_this_session=wall_s, run_dir=str(store.path), world_size=parts.dist_env.world_size,
-        device=facts["device"], precision=facts["precision"], channels_last=facts["channels_last"])
+        device=facts["device"], precision=facts["precision"], channels_last=facts["channels_last"], **text_fields)
     if store.writer:
         print(f"done: {store.path} | epochs {final['epoch']} | train acc {final['train_acc']:.4f} | "
               f"test acc {final['test_acc']:.4f} | {final['time_s']:.1f} s")

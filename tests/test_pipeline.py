@@ -202,3 +202,30 @@ def test_the_run_name_leaves_out_the_settings_that_do_not_change_a_run(compose):
     moved = {"device": "cpu", "progress": False, "logger": {"mode": "offline"}, "data": {"root": "/b", "seed": 1}}
     assert build.semantic_config(stored) == build.semantic_config(moved)  # the same run, resumable
     assert build.semantic_config(stored) != build.semantic_config({**moved, "data": {"seed": 2}})
+
+
+def test_a_text_run_writes_samples_and_records_its_floors(tmp_path, compose, capsys):
+    from agd.data.text import load as load_text
+    from experiments import pipeline
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 80)
+    args = ["model=gpt", "data=jargon", "loss=xent", "optimizer=agd_whole_model", f"data.path={corpus}",
+            "data.context=16", "data.steps_per_epoch=3", "data.val_windows=4", "model.width=16", "model.depth=1",
+            "model.heads=2", "batch_size=8", "epochs=1", "logger=none", "progress=false", "device=cpu",
+            "track_update_size=false"]
+    run_dir = tmp_path / "run"
+    summary = pipeline.run(compose([*args, "sample_chars=60"]), run_dir)
+    data = load_text(path=str(corpus), context=16, steps_per_epoch=3, val_windows=4)
+    assert (summary["floor_unigram"], summary["floor_bigram"]) == (data.floors()["unigram"], data.floors()["bigram"])
+    text = (run_dir / "samples.txt").read_text()
+    assert len(text) == 60 and set(text) <= set(data.vocab)
+    # sample_chars changes no training: the run without samples is the same run, and a rerun that
+    # asks for them writes them from its checkpoint, the same text for the same seed
+    (run_dir / "samples.txt").unlink()
+    capsys.readouterr()
+    assert pipeline.run(compose([*args, "sample_chars=60"]), run_dir)["status"] == "complete"
+    assert (run_dir / "samples.txt").read_text() == text
+    assert "already complete" in capsys.readouterr().out
+    pipeline.run(compose(args), tmp_path / "plain")  # sample_chars defaults to 0: no samples
+    assert not (tmp_path / "plain" / "samples.txt").exists()
