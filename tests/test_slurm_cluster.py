@@ -245,7 +245,8 @@ def _signal_times(log: str, case: str) -> list[float]:
     """Wall times at which submitit caught its signal in the job, by its log lines."""
     stamps = re.findall(r"submitit WARNING \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\) - Caught signal SIGUSR2 "
                         rf"on \S+: this job is {case}", log)
-    return [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f").timestamp() for s in stamps]
+    # submitit's logger writes each record twice to this log (its handler and the root's)
+    return sorted({datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f").timestamp() for s in stamps})
 
 
 def _interrupt_and_resume(cluster, tmp_path, interrupt) -> tuple[Launch, Releaser, int, Path]:
@@ -328,8 +329,11 @@ def test_preemption_signal_requeues_and_resumes_to_the_uninterrupted_metrics(clu
     asks: the job checkpoints, requeues itself and resumes."""
     launch, releaser, at_signal, run_dir = _interrupt_and_resume(
         cluster, tmp_path, lambda job: _slurm(cluster, "scancel", "--signal=USR2", job))
-    log = _job_log(tmp_path / "runs", _array_ids(tmp_path / "runs")[0])
+    job_id = _array_ids(tmp_path / "runs")[0]
+    log = _job_log(tmp_path / "runs", job_id)
     assert _signal_times(log, "preempted") and releaser.released >= 1, log[-3000:]
+    slurm_facts = json.loads((run_dir / "facts.json").read_text())["slurm"]  # the last start's job
+    assert slurm_facts["job_id"] == job_id and slurm_facts["restart_count"] >= 1, slurm_facts
     resumed = _resumed_from(log)
     assert len(resumed) == 1 and at_signal <= resumed[0] <= at_signal + 1, (at_signal, resumed, log[-3000:])
 
