@@ -41,7 +41,7 @@ def test_quick_cpu_check_prints_every_step_and_the_benchmarks_table(tmp_path):
         assert steps[f"{name} at paper settings, one epoch"].split(" | ")[1] == "done"
         row = next(r for r in lines if r.startswith(f"| {name}: {model}, batch 32, fp32 | "))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert re.fullmatch(r"[\d,]+ \(80 images, [\d.]+ s\)", cells[1]), row
+        assert re.fullmatch(r"[\d,]+ \(64 images, [\d.]+ s\)", cells[1]), row
         assert 0 <= float(cells[2].rstrip("%")) < 100, row
         assert cells[3] == cells[4] == "n/a (CPU)", row
 
