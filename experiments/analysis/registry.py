@@ -121,10 +121,15 @@ _FIGURES = [
               cl.table1("sgd_momentum")),
         Claim("table1.adam", "Adam optimiser memory in units of #weights", "3", "x", cl.table1("adam")),
     ), has_scale=False),
-    # beyond the paper: parameter-free peers on the showcase-a and fig2 settings, biases, a small
-    # transformer and transfer across widths; judged in REPORT.md's beyond sections (report_beyond)
+    # beyond the paper: parameter-free peers on the showcase-a and fig2 settings, biases, a GPT,
+    # transfer across widths and AGD's variants; judged in REPORT.md's beyond sections (report_beyond).
+    # The ResNet-18 variants reuse showcase_b's runs, launched by figure=showcase_b (their mini
+    # smoke run trains its own references)
     Figure("beyond", ("showcase_a", "beyond_showcase_a", "fig2", "fig2_baselines", "beyond_fig2", "beyond_bias",
-                      "beyond_gpt", "beyond_gpt_baselines", "beyond_transfer", "beyond_transfer_baselines"),
+                      "beyond_gpt", "beyond_gpt_baselines", "beyond_gpt_best", "beyond_gpt_peers",
+                      "beyond_transfer", "beyond_transfer_baselines", "beyond_transfer_wide",
+                      "beyond_transfer_wide_baselines", "beyond_variants_gpt", "beyond_variants_fcn",
+                      "beyond_variants_resnet18"),
            beyond.plot),
 ]
 FIGURES: dict[str, Figure] = {f.id: f for f in _FIGURES}

@@ -53,7 +53,7 @@ FOLLOWUPS_FILE = "followups.csv"  # in figures/: claim id -> follow-up run group
 # among them); commit, dirty and mixed_code say which code trained each run (summary.json)
 CONFIG_COLUMNS = ["data._target_", "loss._target_", "batch_size", "seed", "epochs", "scale",
                   "group", "step_rows", "amp", "status", "precision", "date", "run",
-                  "commit", "dirty", "mixed_code"]
+                  "commit", "dirty", "mixed_code", "floor_unigram", "floor_bigram"]
 FINAL_EPOCHS = 3  # a run's final value: the mean over its last 3 epochs (module docstring)
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
