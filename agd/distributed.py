@@ -28,9 +28,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-# The exit status of a run stopped by a signal lives in experiments/signals.py; this copy stays
-# only while experiments/sweep.py reads it from here, and goes when that import moves.
-EXIT_INTERRUPTED = 75
 DEFAULT_PORT = 29500
 
 
