@@ -458,14 +458,21 @@ COMPARED = ["epochs", "batch_size"]  # besides every model.* and data.* column
 
 
 def _values(df: pd.DataFrame, column: str) -> set[str]:
+    """A setting's values over runs; empty when unset (null) or not recorded at all."""
+    if column not in df:
+        return set()
     return {f"{v:g}" if isinstance(v, float) else str(v) for v in df[column].dropna().unique()}
 
 
 def differs(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
-    """The settings in which the runs of `b` differ from those of `a` (empty: comparable)."""
-    columns = COMPARED + sorted(c for c in a.columns if c.startswith(("model.", "data.")))
-    return [f"{c} {'/'.join(sorted(_values(a, c)))} against {'/'.join(sorted(_values(b, c)))}"
-            for c in columns if c in b and _values(a, c) != _values(b, c)]
+    """The settings in which the runs of `b` differ from those of `a` (empty: comparable). A
+    setting one side records and the other does not counts as a difference, unless it is unset."""
+    columns = COMPARED + sorted({c for c in (*a.columns, *b.columns) if c.startswith(("model.", "data."))})
+
+    def shown(values: set[str]) -> str:
+        return "/".join(sorted(values)) or "not recorded"
+    return [f"{c} {shown(_values(a, c))} against {shown(_values(b, c))}" for c in columns
+            if _values(a, c) != _values(b, c)]
 
 
 def references(task: VariantTask, own: pd.DataFrame, refs: pd.DataFrame, scale: str):
