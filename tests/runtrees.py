@@ -14,20 +14,22 @@ OPT = {"agd": "agd.optim.AGD", "adam": "torch.optim.Adam", "sgd": "torch.optim.S
 
 def make_run(root, group, name, *, opt="agd", lr=None, depth=4, width=64, batch=128, epochs=4,
              final_acc=0.9, final_loss=0.1, data="agd.data.mnist1d.load", steps=0, status="complete",
-             seed=None, precision=None, scale="mini", converged=True):
+             seed=None, precision=None, scale="mini", converged=True, model="agd.models.FCN", data_keys=None,
+             summary=None):
     """One run directory <root>/<group>/<name>[,seed=<seed>] whose last epochs have the given
     train accuracy and loss: linear from the first epoch, then flat from before the last quarter, so a
     run's final value (the mean of its last 3 epochs) is the given one and its curves meet the
     convergence criterion (experiments/analysis/convergence.py) unless `converged=False`, where
-    they rise linearly to the last epoch."""
+    they rise linearly to the last epoch. `model` is the model's _target_, `data_keys` more data.*
+    keys (augment, pad, ...), `summary` more summary.json keys (commit, dirty, ...)."""
     run_dir = root / group / (name if seed is None else f"{name},seed={seed}")
     optimizer = {"_target_": OPT[opt], "init": "paper" if opt == "agd" else "default"}
     if lr is not None:
         optimizer["lr"] = lr
     write_json(run_dir / "config.json", {
         "epochs": epochs, "batch_size": batch, "seed": seed or 0, "scale": scale, "group": group,
-        "model": {"_target_": "agd.models.FCN", "depth": depth, "width": width},
-        "data": {"_target_": data}, "optimizer": optimizer})
+        "model": {"_target_": model, "depth": depth, "width": width},
+        "data": {"_target_": data, **(data_keys or {})}, "optimizer": optimizer})
     rows = []
     # the epoch the final values are reached: before the criterion's first window (the 3-epoch
     # window ending where the last quarter starts) and before the last 3 epochs
@@ -46,7 +48,7 @@ def make_run(root, group, name, *, opt="agd", lr=None, depth=4, width=64, batch=
             {"epoch": 1, "step": s, "train_loss": 1.0, "train_acc": 0.1,
              "eta": 0.3 - 0.2 * (s == 2) * (batch / 4096), "update": 0.01}
             for s in range(1, steps + 1)], STEP_COLUMNS)
-    summary = {"status": status}
+    summary = {"status": status, **(summary or {})}
     if precision:
         summary["precision"] = precision
     write_json(run_dir / "summary.json", summary)

@@ -22,8 +22,9 @@ from experiments.analysis import registry, report
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
-# the paper's own experiments (beyond_* go beyond the paper: other data, models, settings)
-PAPER_EXPERIMENTS = [name for name in EXPERIMENTS if not name.startswith("beyond_")]
+# the paper's own experiments (beyond_* go beyond the paper: other data, models, settings; scaling_*
+# vary the paper's width, budget and augmentation on purpose, docs/experiments.md "scaling")
+PAPER_EXPERIMENTS = [name for name in EXPERIMENTS if not name.startswith(("beyond_", "scaling_"))]
 CIFAR_SHAPES = {"cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100),
                 "imagenet": ((3, 224, 224), 1000)}
 
@@ -155,37 +156,59 @@ def _mini_runs(experiment: str, root: Path) -> Path:
 
 
 def _finals(root: Path, group: str):
-    from agd.results import load_runs
+    """Final values (rundata.final_means) of the complete runs of `group`: a runs tree or the
+    committed evidence (AGD_CLAIMS_RUNS=figures/data checks the published mini runs)."""
+    from experiments.analysis import rundata as rd
 
-    df = load_runs(root / group)
-    df = df[df.status == "complete"]
-    return df.sort_values("epoch").groupby("run_dir").tail(1)
+    return rd.final_means(rd.complete(rd.load_group(group, root)))
+
+
+def _declared_runs(experiment: str) -> int:
+    """Runs the experiment declares at mini scale: the product of its sweep's value counts."""
+    from experiments.analysis import rundata as rd
+
+    params = rd.experiment_facts(experiment, "mini")["params"]
+    count = 1
+    for values in params.values():
+        count *= len(str(values).split(","))
+    return count
 
 
 @pytest.mark.slow
 def test_showcase_a_mini_agd_trains_while_default_adam_and_sgd_stay_near_chance(tmp_path):
+    """The claim as the report judges it (claims.near_chance): the mean over seeds against the
+    near-chance bound, 10 points above chance, by more than the seeds' spread; AGD above it, Adam
+    and SGD at their defaults below. (At mini the committed evidence has AGD at 50% train
+    accuracy after its 60 epochs, Adam and SGD at 10%: 'about 100%' is the paper's budget, not
+    mini's.)"""
+    from experiments.analysis import claims
+
     finals = _finals(_mini_runs("showcase_a", tmp_path), "showcase_a_mini")
-    acc = {t.rsplit(".", 1)[-1].lower(): a for t, a in
-           zip(finals["optimizer._target_"], finals["train_acc"], strict=True)}
-    assert set(acc) == {"agd", "adam", "sgd"}, acc
-    chance = 0.1
-    assert acc["agd"] >= 0.8, f"AGD final train accuracy {acc['agd']:.3f} (< 0.8): not 'high'"
-    assert acc["adam"] <= chance + 0.1, f"Adam(1e-3) trained: {acc['adam']:.3f}"
-    assert acc["sgd"] <= chance + 0.1, f"SGD(0.1) trained: {acc['sgd']:.3f}"
+    assert len(finals) == _declared_runs("showcase_a"), len(finals)
+    bound = claims.CHANCE + claims.NEAR_CHANCE_MARGIN
+    stats = {opt: claims.stat_of(rows, "train_acc") for opt, rows in finals.groupby("opt")}
+    assert set(stats) == {"agd", "adam", "sgd"}, stats
+    assert claims.against(stats["agd"], bound, below=False) == claims.HELD, f"AGD did not train: {stats['agd'].text()}"
+    for opt in ("adam", "sgd"):
+        assert claims.against(stats[opt], bound) == claims.HELD, f"{opt} trained: {stats[opt].text()}"
 
 
 @pytest.mark.slow
 def test_fig3_mini_wider_nets_reach_lower_final_train_loss(tmp_path):
+    """Every declared run is there (depths x widths x seeds) and, at every depth, each width's mean
+    final train loss over its seeds is below the next narrower one's by more than the spread
+    (claims.compare), as in the committed mini evidence."""
+    from experiments.analysis import claims
+
     finals = _finals(_mini_runs("fig3", tmp_path), "fig3_mini")
-    assert len(finals) == 30, len(finals)
+    assert len(finals) == _declared_runs("fig3"), len(finals)
     failures = []
     for depth, rows in finals.groupby("model.depth"):
-        rows = rows.sort_values("model.width")
-        losses = list(zip(rows["model.width"], rows["train_loss"], strict=True))
-        for (w_small, l_small), (w_big, l_big) in zip(losses, losses[1:], strict=False):
-            if not l_big < l_small:
-                failures.append(f"depth {depth}: width {w_big} loss {l_big:.4g} >= width {w_small} "
-                                f"loss {l_small:.4g}")
+        cells = [(w, claims.stat_of(r, "train_loss")) for w, r in sorted(rows.groupby("model.width"))]
+        for (w_small, small), (w_big, big) in zip(cells, cells[1:], strict=False):
+            if claims.compare(big, small) != claims.HELD:
+                failures.append(f"depth {depth}: width {w_big} loss {big.text(4)} not below width {w_small} "
+                                f"loss {small.text(4)}")
     assert not failures, "; ".join(failures)
 
 

@@ -110,7 +110,7 @@ def converged_from(curve: pd.DataFrame) -> int | None:
     return found
 
 
-def _family(config_id: str) -> str:
+def family(config_id: str) -> str:
     """A setting's name without the optimiser's own keys: the settings one tuned choice covers."""
     name = config_id.rsplit("/", 1)[-1]
     kept = [kv for kv in name.split(",") if not kv.startswith("optimizer") and not kv.startswith("seed=")]
@@ -138,10 +138,10 @@ def check_group(df: pd.DataFrame, group: str) -> GroupCheck:
     rows = rd.complete(df)
     if rows.empty or "opt" not in rows:
         return result
-    families = rows.config_id.map(_family)
+    families = rows.config_id.map(family)
     for opt in sorted(rows.opt.unique()):
-        for family in sorted(families[rows.opt == opt].unique()):
-            chosen = rd.tuned(rows[(rows.opt == opt) & (families == family)], opt)
+        for name in sorted(families[rows.opt == opt].unique()):
+            chosen = rd.tuned(rows[(rows.opt == opt) & (families == name)], opt)
             if not chosen.empty:
-                result.checks.append(check_setting(group, opt, family, rows[rows.run.isin(chosen.run)]))
+                result.checks.append(check_setting(group, opt, name, rows[rows.run.isin(chosen.run)]))
     return result

@@ -8,9 +8,11 @@ figures, each declaring everything the rest of the code needs to know about it:
     claims       its published numbers and how our runs measure them (claims.Claim), one row each
                  of REPORT.md, in the order given here
     has_scale    False for what is measured rather than trained (table 1): no mini/small column
+    in_all       False for a study launched on its own (the scaling figure: two hours at small
+                 scale), which `figure=all` leaves out (all_ids)
 
-`python scripts/reproduce.py figure=all` takes the figures in this order; adding a figure is one
-entry here (docs/adding_a_figure.md).
+`python scripts/reproduce.py figure=all` takes the figures of all_ids() in this order; adding a
+figure is one entry here (docs/adding_a_figure.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ from dataclasses import dataclass
 
 from experiments.analysis import claims as cl
 from experiments.analysis.claims import Claim
-from experiments.analysis.plots import beyond, fig1, fig2, fig3, fig4, showcase_a, showcase_b, showcase_c, table1
+from experiments.analysis.plots import (
+    beyond,
+    fig1,
+    fig2,
+    fig3,
+    fig4,
+    scaling,
+    showcase_a,
+    showcase_b,
+    showcase_c,
+    table1,
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +43,32 @@ class Figure:
     plot: Callable
     claims: tuple[Claim, ...] = ()
     has_scale: bool = True
+    in_all: bool = True
 
 
 GAP = "the gap is the difference of the two published numbers"
 LR_GRID = "best of {1e-5..1e-1} by final train loss"
+
+# longest first at small scale, so two at a time finish together (conf/scale/scaling_*/small.yaml)
+SCALING_EXPERIMENTS = ("scaling_budget_baselines", "scaling_width_top_baselines", "scaling_width_baselines",
+                       "scaling_budget", "scaling_fcn_baselines", "scaling_width_top", "scaling_augment_baselines",
+                       "scaling_width", "scaling_augment", "scaling_fcn")
+TREND = "AGD − tuned Adam test gap (points)"
+SCALING_CLAIMS = tuple(
+    claim for model, name in cl.SCALING_NAMES.items() for claim in (
+        Claim(f"scaling.{model}_width", f"{name}: {TREND} grows with width (last vs first point with 3 seeds)",
+              "—", "claim", cl.scaling_trend(model, "width"),
+              note="not in the paper; the paper's gap is at width " + str(cl.PAPER_WIDTH[model])),
+        Claim(f"scaling.{model}_steps", f"{name}: {TREND} grows with the step budget (8x the steps at one width)",
+              "—", "claim", cl.scaling_trend(model, "steps"), note="not in the paper"),
+        *((Claim(f"scaling.{model}_augment", f"{name}: {TREND} is larger without augmentation than at CIFAR's "
+                 "padding (augmentation costs AGD more than Adam)", "—", "claim", cl.scaling_trend(model, "augment"),
+                 note="not in the paper"),) if model != "fcn" else ()),
+        Claim(f"scaling.{model}_at_paper_width", f"{name}: {TREND} at the paper's width {cl.PAPER_WIDTH[model]} "
+              "(measured where the width axis reaches it, else read off the width trend)",
+              f"{cl.PAPER_GAP[model]:g}", "points", cl.scaling_at_paper_width(model), tolerance=3.0,
+              note=f"paper: fig1's published gap; {GAP}"),
+    ))
 
 _FIGURES = [
     Figure("showcase_a", ("showcase_a",), showcase_a.plot, (
@@ -131,13 +166,20 @@ _FIGURES = [
                       "beyond_transfer_wide_baselines", "beyond_variants_gpt", "beyond_variants_fcn",
                       "beyond_variants_resnet18"),
            beyond.plot),
+    # beyond the paper: the trend from small to paper scale of the gap behind fig1's CNN claims
+    Figure("scaling", SCALING_EXPERIMENTS, scaling.plot, SCALING_CLAIMS, in_all=False),
 ]
 FIGURES: dict[str, Figure] = {f.id: f for f in _FIGURES}
 
 
 def figure_ids() -> list[str]:
-    """Every registered figure, in the registry's order: what `figure=all` draws."""
+    """Every registered figure, in the registry's order: every valid `figure=` value."""
     return list(FIGURES)
+
+
+def all_ids() -> list[str]:
+    """The figures `figure=all` launches, draws and exports: all but those launched on their own."""
+    return [f.id for f in _FIGURES if f.in_all]
 
 
 def claims() -> list[tuple[Figure, Claim]]:
