@@ -117,15 +117,15 @@ def claim_table(contexts: dict[str, cl.Ctx], double: cl.Ctx) -> tuple[list[str],
     return lines, records
 
 
-def followup_contexts(root: Path, record: dict) -> list[tuple[str, cl.Ctx]]:
+def followup_contexts(root: Path, record: dict, store: dict | None = None) -> list[tuple[str, cl.Ctx]]:
     """(what it tests, context) for the double-budget run and each followups.csv row of a claim."""
-    out = [("double budget (seed 0, 2× epochs)", cl.Ctx(root, "small", lambda b: f"{b}_small_x2"))]
+    out = [("double budget (seed 0, 2× epochs)", cl.Ctx(root, "small", lambda b: f"{b}_small_x2", store))]
     for row in rd.followups():
         if row["claim"] != record["id"]:
             continue
         def rename(base: str, group: str = row["group"]) -> str:  # the follow-up replaces its base's group
             return group if group.startswith(base + "_") else f"{base}_small"
-        out.append((row["tests"], cl.Ctx(root, "small", rename)))
+        out.append((row["tests"], cl.Ctx(root, "small", rename, store)))
     return out
 
 
@@ -145,7 +145,8 @@ def scaling_line(claim_id: str, records: list[dict]) -> list[str]:
     return [f"  * the trend with width, steps and augmentation ({SCALING_FIGURE}): {found}"]
 
 
-def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict]) -> list[str]:
+def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict],
+                   store: dict | None = None) -> list[str]:
     lines = []
     for record in records:
         if record["scale"] != "small" or record["verdict"] not in (cl.FAILED, conv.UNDECIDED):
@@ -154,7 +155,7 @@ def followup_lines(root: Path, claims: dict[str, cl.Claim], records: list[dict])
             continue
         word = "did not hold" if record["verdict"] == cl.FAILED else "is undecided (not converged)"
         lines.append(f"* `{record['id']}` {word} at small scale ({record['value']}).")
-        for what, ctx in followup_contexts(root, record):
+        for what, ctx in followup_contexts(root, record, store):
             result = judge(ctx, claims[record["id"]])
             groups = ", ".join(f"`{g}`" for g in sorted(ctx.touched)) or "—"
             if result is None:
@@ -275,8 +276,9 @@ def beyond_extra(root: Path) -> list[str]:
 
 def build(root: Path) -> tuple[str, list[dict]]:
     """The report's Markdown and one record per (claim, scale): value, mean, verdict."""
-    contexts = {scale: cl.Ctx(root, scale) for scale in paths.SCALES}
-    double = cl.Ctx(root, "small", lambda base: f"{base}_small_x2")
+    store: dict = {}  # the groups and convergence checks every context below reads, loaded once
+    contexts = {scale: cl.Ctx(root, scale, store=store) for scale in paths.SCALES}
+    double = cl.Ctx(root, "small", lambda base: f"{base}_small_x2", store)
     table, records = claim_table(contexts, double)
     groups = set().union(*(c.touched for c in contexts.values()))
     source = "the committed evidence" if rd.is_evidence(root) else "the runs"
@@ -287,7 +289,7 @@ def build(root: Path) -> tuple[str, list[dict]]:
         "runs: docs/experiments.md.", "",
         *DEFINITIONS, "", *table, "",
         "## Follow-ups of the claims that did not hold or are undecided at small scale", "",
-        *followup_lines(root, {claim.id: claim for _, claim in registry.claims()}, records), "",
+        *followup_lines(root, {claim.id: claim for _, claim in registry.claims()}, records, store), "",
         "## Convergence of the run groups behind these numbers", "",
         "One row per optimiser of each group a claim measured (a group read for its first epochs only is named "
         "so); where an optimiser has several settings (fig3's cells, fig4's batch sizes) the numbers are those "

@@ -167,7 +167,8 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The last epoch of every run (one row per run)."""
     if df.empty:
         return df
-    return df.sort_values("epoch").groupby("run_dir", as_index=False).tail(1)
+    last = df[["run_dir", "epoch"]].sort_values("epoch").groupby("run_dir").tail(1)  # as a full sort would
+    return df.loc[last.index]
 
 
 def final_means(df: pd.DataFrame, epochs: int = FINAL_EPOCHS) -> pd.DataFrame:
@@ -178,8 +179,9 @@ def final_means(df: pd.DataFrame, epochs: int = FINAL_EPOCHS) -> pd.DataFrame:
     if last.empty:
         return last
     metrics = [m for m in METRICS if m in df]
-    tail = df.sort_values("epoch").groupby("run_dir").tail(epochs)
-    means = tail.groupby("run_dir")[metrics].mean(numeric_only=True)
+    narrow = df[["run_dir", "epoch", *metrics]].sort_values("epoch")  # only what is averaged: fast
+    tail = narrow.groupby("run_dir").tail(epochs)
+    means = tail.groupby("run_dir")[metrics].mean()
     means = means.where(~tail[metrics].isna().groupby(tail["run_dir"]).any())
     kept = last.assign(**{f"{m}_last": last[m] for m in metrics})
     return kept.assign(**{m: kept["run_dir"].map(means[m]) for m in metrics})
