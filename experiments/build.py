@@ -65,8 +65,9 @@ def run_name_excluded_keys() -> list[str]:
 
 
 def register_resolvers() -> None:
+    # max: conf/hydra/launcher/slurm.yaml asks for one task per GPU, and at least one
     for name, fn in (("runs_dir", runs_dir), ("run_name", run_name),
-                     ("run_name_excluded_keys", run_name_excluded_keys)):
+                     ("run_name_excluded_keys", run_name_excluded_keys), ("max", lambda *values: max(values))):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
@@ -147,7 +148,15 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(arguments)
-    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    jobs = [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    # what targets Hydra's own config (`local@hydra.launcher=<site>`) is the launcher's business
+    # and cannot compose without the launcher choice, which Hydra keeps apart from the task's
+    return [[o for o in job if not _targets_hydra(o)] for job in jobs]
+
+
+def _targets_hydra(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key.split("/")[0].split(".")[0] == "hydra" or "@hydra" in key
 
 
 class ValidateSweep(Callback):

@@ -42,8 +42,8 @@ NODE = "what a node of the partition offers (sinfo -o '%P %c %m %G': cores, MB, 
 REFUSALS = (
     ("generic resource", "gpus_per_node", f"to {NODE}; on a CPU partition choose hydra/launcher=slurm_cpu"),
     ("gres", "gpus_per_node", f"to {NODE}; on a CPU partition choose hydra/launcher=slurm_cpu"),
-    ("--ntasks-per-node", "tasks_per_node", "to 1 or more (it follows gpus_per_node: with gpus_per_node=0 set "
-                                            "tasks_per_node=1 too, or choose hydra/launcher=slurm_cpu)"),
+    ("--ntasks-per-node", "tasks_per_node", "to 1 or more (it follows gpus_per_node, and is at least 1), "
+                                            "or choose hydra/launcher=slurm_cpu"),
     ("more processors requested than permitted", "cpus_per_task", f"(cores per task) to {NODE}"),
     ("memory specification", "mem_gb", f"(GB per node) to {NODE}"),
     ("account", "account", "to an account you may charge (sacctmgr show associations user=$USER)"),

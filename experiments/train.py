@@ -14,8 +14,9 @@ command resumes an interrupted run and skips a complete one.
 
 Exit status: 0 done; 2 a bad command or config (one sentence on stderr, nothing written); 1 a
 failure of the machine (disk full) or of the code (with its traceback); 75 stopped by
-SIGTERM/SIGUSR1 and 130 by Ctrl-C (rerun to resume). A sweep exits 1 when any job failed and 3
-when none failed but some diverged (experiments/sweep.py). Under submitit (hydra/launcher=slurm or
+SIGTERM/SIGUSR1 and 130 by Ctrl-C (rerun to resume). A sweep exits 1 when any job failed, 75 when
+none failed but some were stopped, and 3 when none failed or stopped but some diverged
+(experiments/sweep.py). Under submitit (hydra/launcher=slurm or
 local) each job's process exits with its run's status too, so SLURM records a failed run as FAILED
 (experiments/signals.py).
 """
@@ -31,7 +32,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments import sweep
+from experiments import slurm, sweep
 from experiments.build import one_sentence, register_resolvers
 from experiments.pipeline import run
 from experiments.signals import exit_status_at_end
@@ -57,7 +58,8 @@ def cli() -> None:
     """main() with the errors Hydra would print as tracebacks turned into one sentence, exit 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra's own errors reach us as exceptions
     try:
-        main()
+        with slurm.launch_errors_as_sentences():  # a SLURM sweep that went wrong: one sentence
+            main()
     except (HydraException, OmegaConfBaseException) as err:
         print(f"error: {one_sentence(err)}", file=sys.stderr)
         sys.exit(2)
