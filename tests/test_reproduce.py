@@ -191,3 +191,92 @@ def test_registry_claims_are_named_by_their_figure_and_unique():
     ids = [claim.id for _, claim in registry.claims()]
     assert len(ids) == len(set(ids)) and len(ids) >= 30
     assert all(claim.id.startswith(figure.id + ".") for figure, claim in registry.claims())
+
+
+# ---- every launch checked before the first one; check=double doubles every epoch-derived length ----
+
+@pytest.mark.parametrize("arg, message", [
+    ("epochs=abc", "experiment fig4 at scale=mini, job batch_size=32,seed=0,epochs=abc: epochs must be an "
+                   "integer >= 1, got 'abc'. Nothing was launched."),
+    ("epoch=3", "experiment fig4 at scale=mini does not compose with epoch=3: Could not override 'epoch'"),
+    ("batch_size=0", "experiment fig4 at scale=mini, job batch_size=0,seed=0: batch_size must be an integer >= 1"),
+])
+def test_a_bad_pass_through_value_is_refused_before_anything_is_launched(tmp_path, monkeypatch, capsys, arg,
+                                                                          message):
+    launched = []
+    monkeypatch.setattr(reproduce, "launch_all", lambda *a: launched.append(a) or {})
+    root = tmp_path / "runs"
+    assert reproduce.main(["figure=fig4", "scale=mini", arg, f"runs={root}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"reproduce.py: {message}") and len(err.splitlines()) == 1
+    assert not launched and not root.exists()  # nothing launched, nothing created
+
+
+def test_a_config_bad_for_one_experiment_of_a_figure_stops_every_launch(tmp_path, monkeypatch, capsys):
+    """fig2's second experiment (the baselines' grid) has a job that cannot work: its first
+    experiment is not launched either."""
+    from experiments.analysis import planner
+    from experiments.build import ConfigError
+
+    real = planner.check
+
+    def refuse_adam(cfg):
+        if str(cfg.optimizer._target_).endswith("Adam"):
+            raise ConfigError("optimizer: Adam refused for this test.")
+        real(cfg)
+
+    monkeypatch.setattr(planner, "check", refuse_adam)
+    monkeypatch.setattr(reproduce, "launch_all", lambda *a: pytest.fail("launched"))
+    assert reproduce.main(["figure=fig2", "scale=mini", f"runs={tmp_path / 'runs'}"]) == 2
+    assert "experiment fig2_baselines at scale=mini, job optimizer=adam" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_planned_run_directories_are_the_sweeps_own(tmp_path):
+    from experiments.analysis import planner
+    jobs = planner.plan([("fig2_baselines", reproduce.launch_overrides("mini", []))], "mini", tmp_path)
+    dirs = [job.run_dir for job in jobs["fig2_baselines"]]
+    assert len(dirs) == 30 == len(set(dirs))  # adam, sgd x 5 learning rates x 3 seeds
+    assert tmp_path / "fig2_mini" / "optimizer.lr=1e-05,optimizer=adam,seed=0" in dirs
+
+
+def test_double_budget_doubles_the_schedule_with_the_epochs(compose):
+    """AdamW's warm-up + cosine schedule runs over schedule_steps: doubled with the epochs, so
+    the doubled run's schedule ends where its training does."""
+    base = compose(["experiment=beyond_gpt_baselines", "scale=mini"])
+    extra = reproduce.double_budget("beyond_gpt_baselines", "mini")
+    assert f"schedule_steps={2 * base.schedule_steps}" in extra
+    doubled = compose(["experiment=beyond_gpt_baselines", "scale=mini", *extra])
+    assert doubled.epochs == 2 * base.epochs
+    assert doubled.optimizer.total_steps == 2 * base.optimizer.total_steps
+    assert doubled.optimizer.total_steps == doubled.epochs * doubled.data.steps_per_epoch
+
+
+def _lengths(node, prefix=""):
+    """Every key of a config whose name says it counts steps or epochs."""
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _lengths(value, name + ".")
+        elif any(word in str(key) for word in ("step", "epoch", "warmup")):
+            yield str(key), name
+
+
+def test_every_length_in_steps_or_epochs_is_either_doubled_or_said_not_to_be():
+    """A new key counting steps or epochs (a scheduler's length, a warm-up) must be classified
+    for check=double in reproduce.DOUBLED or NOT_DOUBLED."""
+    from omegaconf import OmegaConf
+
+    from experiments.analysis import planner
+    names = sorted(p.stem for p in (paths.CONF_DIR / "experiment").glob("*.yaml"))
+    found = {}
+    with planner.Composer() as composer:
+        for name in names:
+            for scale in ("mini", "paper"):
+                cfg = OmegaConf.to_container(composer.compose([f"experiment={name}", f"scale={scale}"]),
+                                             resolve=False)
+                cfg.pop("hydra")
+                found.update({key: f"{where} ({name}, {scale})" for key, where in _lengths(cfg)})
+    unclassified = {k: v for k, v in found.items() if k not in reproduce.DOUBLED + reproduce.NOT_DOUBLED}
+    assert not unclassified
+    assert {"epochs", "schedule_steps", "step_rows", "total_steps"} <= found.keys()

@@ -10,7 +10,9 @@ exist), `<out>/<scale>/<group>.csv`: every run's per-epoch rows with the config 
 plots and the report read (optimizer.*, model.*, dataset, batch size, seed, epochs, status,
 precision, date, run). Groups with per-step rows (fig4) also get `<group>.steps.csv`. A file
 over GZIP_OVER bytes is written gzip-compressed (`.csv.gz`). `<out>/index.csv` lists every file.
-Exporting a group replaces its files; other groups and scales are left alone.
+Exporting a group replaces its files; other groups and scales are left alone. An export is one
+publication (journal.py): the folder shows every old file or every new one, never a mix, and
+the index only ever lists files that exist. Readers call `journal.settle_evidence(root)` first.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from agd.results import EPOCH_COLUMNS, STEP_COLUMNS, atomic_write_bytes
+from agd.results import EPOCH_COLUMNS, STEP_COLUMNS
 from experiments import paths
-from experiments.analysis import registry
+from experiments.analysis import journal, registry
 from experiments.analysis import rundata as rd
 from experiments.analysis.args import BadArgument, check_choice, entry, parse_keys
 
@@ -59,7 +61,7 @@ def write_table(path: Path, df: pd.DataFrame) -> Path:
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as f:
             f.write(data)
         data, path = buffer.getvalue(), path.with_name(path.name + ".gz")
-    atomic_write_bytes(path, data)
+    journal.write_bytes(path, data)
     return path
 
 
@@ -83,15 +85,9 @@ def read_index(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def export(runs_root: Path, scale: str, groups: list[str], out: Path | None = None) -> list[dict]:
-    """Export `groups` of `runs_root` at `scale` into `out` (default figures/data); returns the
-    new index rows. Nothing is written when no group has runs."""
-    out = Path(out) if out else paths.EVIDENCE_DIR
-    if not groups:
-        print("evidence: no run groups to export")
-        return []
-    if rd.is_evidence(runs_root) and runs_root.resolve() == out.resolve():
-        raise SystemExit(f"{runs_root} is already the evidence folder; export from a runs tree (runs=<dir>).")
+def write_groups(runs_root: Path, scale: str, groups: list[str], out: Path) -> list[dict]:
+    """Write `groups` of `runs_root` at `scale` into the folder `out` (a staging copy of the
+    evidence during a publication) and its index; returns the new index rows."""
     for group in groups:  # a group's old files go, whatever their compression was
         for old in (out / scale).glob(f"{group}.*csv*"):
             old.unlink()
@@ -102,8 +98,34 @@ def export(runs_root: Path, scale: str, groups: list[str], out: Path | None = No
     writer = csv.DictWriter(buffer, fieldnames=INDEX_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(sorted(index, key=lambda r: (r["scale"], r["group"], r["kind"])))
-    atomic_write_bytes(out / rd.INDEX_FILE, buffer.getvalue().encode())
-    atomic_write_bytes(out / "README.md", README.encode())
+    journal.write_bytes(out / rd.INDEX_FILE, buffer.getvalue().encode())
+    journal.write_bytes(out / "README.md", README.encode())
+    return written
+
+
+def publication_of(out: Path) -> tuple[Path, str]:
+    """(published folder, evidence folder relative to it): the committed evidence is published
+    with figures/ (one lock, one journal for both); any other folder on its own."""
+    out, evidence = Path(out).resolve(), paths.EVIDENCE_DIR.resolve()
+    figures = paths.FIGURES_DIR.resolve()
+    if out == evidence and figures in evidence.parents:
+        return figures, evidence.relative_to(figures).as_posix()
+    return out, ""
+
+
+def export(runs_root: Path, scale: str, groups: list[str], out: Path | None = None) -> list[dict]:
+    """Export `groups` of `runs_root` at `scale` into `out` (default figures/data) as one
+    publication; returns the new index rows. Nothing is written when no group has runs."""
+    out = Path(out) if out else paths.EVIDENCE_DIR
+    if not groups:
+        print("evidence: no run groups to export")
+        return []
+    if rd.is_evidence(runs_root) and runs_root.resolve() == out.resolve():
+        raise SystemExit(f"{runs_root} is already the evidence folder; export from a runs tree (runs=<dir>).")
+    base, rel = publication_of(out)
+    with journal.Publication(base, mirror=(rel,)) as publication:
+        written = write_groups(runs_root, scale, groups, publication.staging / rel)
+        publication.commit()
     total = sum((out / r["file"]).stat().st_size for r in written)
     print(f"evidence: {len(written)} files, {total / 1e6:.2f} MB under {out / scale}")
     return written
@@ -134,6 +156,7 @@ def _main(argv: list[str]) -> int:
     check_choice("figure", args["figure"], [*registry.figure_ids(), "all"])
     figures = registry.figure_ids() if args["figure"] == "all" else [args["figure"]]
     root = paths.runs_root(args["runs"])
+    journal.settle_evidence(Path(args["out"]) if args["out"] else paths.EVIDENCE_DIR)
     export(root, args["scale"], groups_of(figures, args["scale"], root), args["out"])
     return 0
 

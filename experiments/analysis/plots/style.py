@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from experiments import paths  # noqa: E402
+from experiments.analysis import journal  # noqa: E402
 from experiments.analysis import rundata as rd  # noqa: E402
 from experiments.analysis.args import check_choice, entry, parse_keys  # noqa: E402
 
@@ -177,19 +178,25 @@ def scale_note(fig, scale: str, text: str = "", problems: list[str] | tuple = ()
 def save(fig, name: str, out: str | os.PathLike | None = None, runs=None,
          placeholder: bool = False) -> list[Path]:
     """Write <out>/<name>.png and .pdf and close the figure; out defaults to
-    rundata.default_out(runs), never figures/ (that takes out=figures or publish=true). A
-    placeholder never replaces an existing figure: the existing files are kept."""
+    rundata.default_out(runs), never figures/ (that takes out=figures or publish=true). Each
+    file is drawn under a temporary name beside its own and renamed over it, so a stopped
+    process never leaves a torn figure; the PDF carries no creation date, so the same data
+    gives the same bytes. A placeholder never replaces an existing figure (also when `out` is
+    a publication's staging folder: journal.py): the existing files are kept."""
     out_dir = Path(out) if out else rd.default_out(runs)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    if placeholder and any(p.exists() for p in paths):
+    final = [journal.published_path(p) for p in paths]
+    if placeholder and any(p.exists() for p in final):
         plt.close(fig)
-        print(f"no runs for {name}: kept the existing {paths[0]}")
-        return [p for p in paths if p.exists()]
+        print(f"no runs for {name}: kept the existing {final[0]}")
+        return [p for p in final if p.exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in paths:
-        fig.savefig(path)
+        kind = path.suffix[1:]  # savefig would read the format from the temporary name's suffix
+        journal.write_atomically(path, lambda tmp, kind=kind: fig.savefig(
+            tmp, format=kind, metadata={"CreationDate": None} if kind == "pdf" else None))
     plt.close(fig)
-    print(f"wrote {paths[0]} and .pdf")
+    print(f"wrote {final[0]} and .pdf")
     return paths
 
 
@@ -217,9 +224,12 @@ def empty_figure(name: str, message: str, out=None, runs=None) -> list[Path]:
 
 
 def figure_runs(figure: str, scale: str, runs=None, steps: bool = False):
-    """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>."""
+    """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>. An evidence
+    folder is settled first (a publication stopped part-way is finished: journal.py)."""
     setup()
     name = f"{figure}_{scale}"
+    if rd.is_evidence(paths.runs_root(runs)):
+        journal.settle_evidence(paths.runs_root(runs))
     return name, rd.load_group(name, runs, steps=steps)
 
 
@@ -234,7 +244,13 @@ def _plot_main(plot, argv: list[str]) -> int:
     args = parse_keys(argv, {"scale": "mini", "runs": None, "out": None, "publish": "false"})
     check_choice("scale", args["scale"], paths.SCALES)
     check_choice("publish", args["publish"], ("true", "false"))
-    plot(args["scale"], args["runs"], str(rd.output_dir(args["out"], args["publish"], args["runs"])))
+    out = rd.output_dir(args["out"], args["publish"], args["runs"])
+    if out.resolve() != paths.FIGURES_DIR.resolve():
+        plot(args["scale"], args["runs"], str(out))
+        return 0
+    with journal.Publication(out) as publication:  # into figures/: its PNG and PDF both, or neither
+        plot(args["scale"], args["runs"], str(publication.staging))
+        publication.commit()
     return 0
 
 
