@@ -274,3 +274,17 @@ def test_fig4_every_panel_labels_its_iteration_axis_without_overlap(tmp_path, mo
         assert len(boxes) >= 2
         for a, b in zip(boxes, boxes[1:], strict=False):
             assert not a.overlaps(b)
+
+
+def test_table1_says_once_in_the_table_which_optimisers_it_holds(tmp_path, monkeypatch, capsys):
+    rows = [{"model": "FCN", "optimizer": opt, "weights_MB": 1.0, "state_MB": 0.0, "state_bytes": 0, "cache_bytes": 0,
+             "state_x": 0.0, "total_x": 1.0, "state_tensors": 0, "scalar_tensors": 0, "paper": ""}
+            for opt in memory_table.optimizer_names()]
+    monkeypatch.setattr(memory_table, "table", lambda: rows)
+    table1.plot("mini", str(tmp_path / "runs"), str(tmp_path / "out"))
+    text = (tmp_path / "out" / "table1.md").read_text()
+    assert text.count("Every optimiser config of conf/optimizer/ is measured") == 1
+    monkeypatch.setattr(memory_table, "table", lambda: [r for r in rows if r["optimizer"] != "adamw_cosine"])
+    table1.plot("mini", str(tmp_path / "runs"), str(tmp_path / "out"))
+    text = (tmp_path / "out" / "table1.md").read_text()
+    assert text.count("Not in this table: adamw_cosine") == 1 and "skipped" not in capsys.readouterr().out

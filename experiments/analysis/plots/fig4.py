@@ -8,6 +8,8 @@ accuracy, test accuracy. Each batch size's lines are means over its seeds (bands
 
 from __future__ import annotations
 
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
 from experiments.analysis import rundata as rd
 from experiments.analysis.plots import style as ps
 
@@ -31,6 +33,22 @@ def draw_batch(axes, r, s, c, batch) -> None:
     ps.seed_line(axes[3], r, "test_acc", c, x="step", factor=100, marker=".", markersize=2, **ps.TEST_STYLE)
 
 
+def iterations(value: float, _=None) -> str:
+    """1, 10, 100, 1k, 10k: short enough that a 2-inch panel holds a label per decade."""
+    return f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"
+
+
+def iteration_axis(ax) -> None:
+    """A log iteration axis labelled once per decade (the runs span 1 to about 10^4 or 10^5
+    steps: labels at 1, 2 and 5 of every decade would overlap), minor ticks unlabelled."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,), numticks=12))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=tuple(range(2, 10)), numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(iterations))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("iteration")
+
+
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     name, df = ps.figure_runs(GROUP, scale, runs)
     df = rd.complete(df)
@@ -39,13 +57,14 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     steps = rd.load_group(name, runs, steps=True)
     batches = sorted(df["batch_size"].unique())
     cmap = ps.plt.get_cmap("plasma")
-    fig, axes = ps.plt.subplots(1, 4, figsize=(7.4, 2.0))
+    fig, axes = ps.plt.subplots(1, 4, figsize=(7.4, 2.0), sharex=True)  # one iteration range, one set of ticks
     for i, b in enumerate(batches):
         s = steps[steps.batch_size == b] if not steps.empty else steps
         draw_batch(axes, df[df.batch_size == b], s, cmap(0.05 + 0.8 * i / max(1, len(batches) - 1)), b)
     for ax, title in zip(axes, TITLES, strict=True):
         ax.set_title(title)
-        ps.log_epochs(ax, "iteration")
+        iteration_axis(ax)
+        ax.tick_params(axis="x", labelbottom=True)
     axes[1].set_yscale("log")
     axes[2].set_ylim(0, 102)
     axes[3].set_ylim(0, 102)
