@@ -324,6 +324,8 @@ def tree(tmp_path):
     tree_run(root, "beyond_gpt_small", "optimizer.lr=3e-3,optimizer=adamw_cosine", seed=0, final=2.2, lr=3e-3,
              text="")
     tree_run(root, "beyond_gpt_small", "optimizer.lr=3e-2,optimizer=adamw_cosine", seed=0, final=2.4, lr=3e-2)
+    tree_run(root, "beyond_gpt_best_small", "optimizer.lr=3e-3,optimizer=adamw_cosine", seed=1, final=2.2, lr=3e-3,
+             text="seed one of the best")
     return root
 
 
@@ -337,6 +339,7 @@ def test_samples_round_trip_through_the_evidence(tree, tmp_path):
         assert list(got.text) == ["", TRICKY, "seed one"]  # "NA" and "" stay text, never missing
         assert list(got.opt) == ["adamw_cosine", "agd_whole_model", "agd_whole_model"]
         assert list(got.seed) == [0, 0, 1] and got["optimizer.lr"].iloc[0] == pytest.approx(3e-3)
+        assert not got.columns.duplicated().any()
     assert samples.export_samples(tree, "beyond_gpt_peers_small", out) is None  # nothing to export
     assert not (out / "small" / "beyond_gpt_peers_small_samples.csv").exists()
     with pytest.raises(ValueError, match="pass scale=<scale>"):
@@ -349,7 +352,7 @@ def test_report_shows_a_few_lines_of_each_optimisers_text(tree):
             "````") in text
     assert "four is not shown" not in text and "x" * 10 not in text
     assert "*AdamW (warm-up + cosine), peak lr 0.003*:\n\n```text\n\n```" in text
-    assert "seed one" not in text  # seed 0's model only
+    assert "seed one" not in text  # seed 0's model only, though two groups recorded samples
 
 
 def test_report_says_when_no_samples_were_recorded(tree):

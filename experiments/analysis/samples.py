@@ -35,7 +35,7 @@ def samples_path(out_dir: str | os.PathLike, scale: str, group: str) -> Path:
 def _kept(columns) -> list[str]:
     """The config columns the evidence keeps (rundata's), in a stable order."""
     kept = sorted(c for c in columns if c.startswith(("optimizer.", "model.", "data.")))
-    return ["run", *kept, *(c for c in rd.CONFIG_COLUMNS if c in columns and c != "run")]
+    return list(dict.fromkeys(["run", *kept, *(c for c in rd.CONFIG_COLUMNS if c in columns)]))
 
 
 def collect(runs_root: str | os.PathLike, group: str) -> pd.DataFrame:
