@@ -279,6 +279,19 @@ def test_variant_table_against_the_paper_rule_and_the_tuned_baseline(tmp_path):
            ".yaml) | 85.0 ± 0.0 (n=3) | — | — | none (fixed) |" in text
 
 
+def test_a_variant_verdict_waits_for_the_convergence_of_both_sides(tmp_path):
+    groups = variant_groups(gpt_groups())
+    for row in groups["beyond_variants_fcn_small"]:  # momentum on the FCN still falling at the end
+        row["train_loss"] = {1: 1.1, 2: 0.5, 3: 0.3, 4: 0.1}[row["epoch"]]
+    root = tmp_path / "data"
+    write_evidence(root, groups)
+    text = "\n".join(report.variant_rows(root, "small"))
+    assert ("| FCN depth 8, width 256 (fig2) | AGD + momentum | β = 0.9 (conf/optimizer/agd_momentum.yaml) | "
+            "0.300 ± 0.000 (n=3; last epoch 0.100) | +0.050, undecided (not converged): beyond_variants_fcn_small + "
+            "fig2_small | +0.250, undecided (not converged): beyond_variants_fcn_small + fig2_small |") in text
+    assert "| AGD, the paper's rule | no learning rate | 0.250 ± 0.050 (n=3) | — | +0.200, worse | none |" in text
+
+
 def test_variant_figure_draws_every_task(tmp_path, monkeypatch):
     root = tmp_path / "data"
     write_evidence(root, variant_groups(gpt_groups()))

@@ -506,7 +506,8 @@ def variant_task_rows(task: VariantTask, root, scale: str) -> tuple[list[str], s
     def against(a: tuple, b: tuple) -> str:
         if a[0] is None or b[0] is None:
             return "—"
-        verdict = gated(BETTER[cl.compare(a[0], b[0], lower=task.lower)], undecided(a[1], b[1]))
+        verdict = gated(cl.compare(a[0], b[0], lower=task.lower), undecided(a[1], b[1]))
+        verdict = BETTER.get(verdict, verdict)
         return f"{a[0].mean - b[0].mean:+.{task.digits}f}, {verdict}"
     lines = [f"| {task.name} | {ps.label(task.paper)}, the paper's rule | no learning rate | "
              f"{loss_text(paper[0], task.digits)} | — | {against(paper, best)} | none |"]
