@@ -183,7 +183,8 @@ def bias_rows(root, scale: str) -> list[str]:
 
 def gpt_title(df: pd.DataFrame, base: int) -> str:
     cfg = at(df, AGD_WHOLE, base).iloc[0]
-    return (f"GPT width {base}, {int(cfg['model.depth'])} blocks, context {int(cfg['data.context'])}, batch "
+    blocks = int(cfg["model.depth"])
+    return (f"GPT width {base}, {blocks} block{'s' if blocks > 1 else ''}, context {int(cfg['data.context'])}, batch "
             f"{int(cfg['batch_size'])}, {steps_of(at(df, AGD_WHOLE, base)):,} steps: final validation loss "
             f"(nats per character) and wall time (s, as recorded, on a CPU shared with other jobs).")
 
@@ -199,7 +200,7 @@ def gpt_table(df: pd.DataFrame, base: int, best: float | None) -> list[str]:
         final = rd.final_means(rows)
         s, t = stat(final, "test_loss"), stat(final, "time_s")
         verdict = gated(cl.compare(agd, s), undecided(agd_rows, rows)) if versus and s and agd else ""
-        return f"| {name} | {setting} | {loss_text(s)} | {t.mean:.0f} | {verdict} |"
+        return f"| {name} | {setting} | {loss_text(s)} | {t.mean:.{0 if t.mean >= 10 else 1}f} | {verdict} |"
     lines.append(row("AGD, whole model", "no learning rate", agd_rows, versus=False))
     adamw = at(df, ADAMW, base)
     for lr, rows in sorted(adamw.groupby("optimizer.lr")) if not adamw.empty else []:
@@ -520,7 +521,8 @@ def variant_task_rows(task: VariantTask, root, scale: str) -> tuple[list[str], s
     if best[0] is not None:
         grid = base_rows["optimizer.lr"].nunique()
         lines.append(f"| {task.name} | {ps.label(task.baseline)}, tuned | lr {float(tuned['optimizer.lr'].iloc[0]):g} "
-                     f"(lowest final train loss of {grid} rates) | {loss_text(best[0], task.digits)} | "
+                     f"(lowest final train loss of {grid} rate{'s' if grid > 1 else ''}) | "
+                     f"{loss_text(best[0], task.digits)} | "
                      f"{against(best, paper)} | — | lr over a grid of {grid} |")
     return lines, f"{task.name}: {METRICS[task.metric]}; {note}"
 
