@@ -116,7 +116,7 @@ def gpt_grid(ax, df, base: int) -> None:
         s = final.groupby("optimizer.lr").test_loss.agg(["mean", "min", "max"]).reset_index()
         ax.errorbar(s["optimizer.lr"], s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]],
                     color=ADAMW_COLOR, marker="o", markersize=2.5, capsize=1.5, elinewidth=0.6, label="AdamW")
-        ax.set_xscale("log")
+        ps.log_axis(ax, "x")
     agd = rb.final_at(df, rb.AGD_WHOLE, base).test_loss
     if len(agd):
         ax.axhspan(agd.min(), agd.max(), color=WHOLE_COLOR, alpha=0.15, linewidth=0)
@@ -195,7 +195,7 @@ def transfer_figure(scale: str, runs, out):
                      label=f"AdamW, width {p.width} ({p.steps:,} steps)")
         if p.agd:
             axes[1].axhline(p.agd.mean, color=shade, linestyle=":", linewidth=1.0)
-    axes[1].set_xscale("log")
+    ps.log_axis(axes[1], "x")
     axes[1].set_xlabel("AdamW peak learning rate (dotted: AGD at that width)")
     for ax in axes:
         draw_floors(ax, df)
