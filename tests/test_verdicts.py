@@ -232,3 +232,16 @@ def test_resnet18_and_vgg16_follow_ups_cite_the_scaling_figure(tmp_path):
 
 def test_the_scaling_study_is_launched_on_its_own():
     assert "scaling" in registry.figure_ids() and "scaling" not in registry.all_ids()
+
+
+def test_final_values_of_concatenated_groups_are_one_row_per_run(tmp_path):
+    """Two groups read and concatenated keep their own index labels (0, 1, ... twice): still one
+    final row per run, each the mean of its own last 3 epochs."""
+    root = tmp_path / "runs"
+    make_run(root, "fig2_small", "optimizer=agd", final_loss=0.1, epochs=6, depth=8)
+    make_run(root, "beyond_fig2_small", "optimizer=agd", final_loss=0.3, epochs=6, depth=8)
+    both = pd.concat([rd.load_group("fig2_small", root), rd.load_group("beyond_fig2_small", root)])
+    assert both.index.duplicated().any()
+    final = rd.final_means(both)
+    assert len(final) == 2 and sorted(final.train_loss.round(6)) == [0.1, 0.3]
+    assert len(rd.final_rows(both)) == 2

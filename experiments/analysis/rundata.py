@@ -167,8 +167,9 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The last epoch of every run (one row per run)."""
     if df.empty:
         return df
-    last = df[["run_dir", "epoch"]].sort_values("epoch").groupby("run_dir").tail(1)  # as a full sort would
-    return df.loc[last.index]
+    # positions, not labels: a concatenation of groups may repeat index labels
+    order = df[["run_dir", "epoch"]].reset_index(drop=True).sort_values("epoch")  # as a full sort would
+    return df.iloc[order.groupby("run_dir").tail(1).index]
 
 
 def final_means(df: pd.DataFrame, epochs: int = FINAL_EPOCHS) -> pd.DataFrame:
@@ -179,10 +180,10 @@ def final_means(df: pd.DataFrame, epochs: int = FINAL_EPOCHS) -> pd.DataFrame:
     if last.empty:
         return last
     metrics = [m for m in METRICS if m in df]
-    narrow = df[["run_dir", "epoch", *metrics]].sort_values("epoch")  # only what is averaged: fast
+    narrow = df[["run_dir", "epoch", *metrics]].reset_index(drop=True).sort_values("epoch")  # only what is averaged
     tail = narrow.groupby("run_dir").tail(epochs)
     means = tail.groupby("run_dir")[metrics].mean()
-    means = means.where(~tail[metrics].isna().groupby(tail["run_dir"]).any())
+    means = means.where(~tail[metrics].isna().assign(run_dir=tail.run_dir).groupby("run_dir").any())
     kept = last.assign(**{f"{m}_last": last[m] for m in metrics})
     return kept.assign(**{m: kept["run_dir"].map(means[m]) for m in metrics})
 
