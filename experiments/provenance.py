@@ -22,7 +22,9 @@ import torch
 
 from experiments.paths import REPO_ROOT
 
-TRAINING_CODE = ("agd", "experiments", "conf")
+# the code that decides what a run computes, as git pathspecs: the results layer and the
+# benchmarks only read runs, so an edit there neither dirties a run nor makes its evidence stale
+TRAINING_CODE = ("agd", "conf", "experiments", ":!experiments/analysis", ":!experiments/bench")
 GIT_TIMEOUT_S = 10.0
 BASE_PACKAGES = ("torch", "torchvision", "numpy")
 SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",

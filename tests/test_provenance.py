@@ -31,7 +31,8 @@ def test_a_run_records_its_commit_versions_machine_and_threads(compose, tmp_path
     facts = json.loads((run_dir / "facts.json").read_text())
     git = facts["git"]
     assert git["commit"] == _git(REPO, "rev-parse", "HEAD").strip() and len(git["commit"]) == 40
-    diff = _git(REPO, "diff", "HEAD", "--no-color", "--no-ext-diff", "--", "agd", "experiments", "conf")
+    diff = _git(REPO, "diff", "HEAD", "--no-color", "--no-ext-diff", "--", "agd", "conf", "experiments",
+                ":!experiments/analysis", ":!experiments/bench")
     untracked = sorted(_git(REPO, "ls-files", "--others", "--exclude-standard", "--", "agd", "experiments",
                             "conf").split())
     assert git["diff_sha256"] == (hashlib.sha256(diff.encode()).hexdigest() if diff else None)
@@ -73,6 +74,8 @@ def test_dirty_means_changed_training_code_and_the_diff_is_hashed(tmp_path):
     assert (clean["dirty"], clean["diff_sha256"], clean["untracked"]) == (False, None, [])
     (repo / "README.md").write_text("v2\n")  # not training code
     (repo / "notes.txt").write_text("x\n")
+    (repo / "experiments" / "analysis").mkdir(parents=True, exist_ok=True)
+    (repo / "experiments" / "analysis" / "report.py").write_text("x\n")  # reads runs, trains nothing
     assert provenance.git_facts(repo)["dirty"] is False
     (repo / "agd" / "optim.py").write_text("v2\n")
     (repo / "conf" / "new.yaml").write_text("x: 1\n")
