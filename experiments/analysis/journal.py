@@ -196,18 +196,22 @@ class Publication:
         self.base.mkdir(parents=True, exist_ok=True)
         self._lock = _locked(self.base)
         self._lock.__enter__()
-        _roll_forward(self.base)
-        _writes = 0
-        fault_point()
-        self.staging.mkdir()
-        for rel in self.mirror:
-            for file in _files(self.base / rel, skip_dot=True):
-                link = self.staging / rel / file
-                link.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(self.base / rel / file, link)
-                except OSError:  # a file system without hard links: a copy does the same job
-                    shutil.copy2(self.base / rel / file, link)
+        try:
+            _roll_forward(self.base)
+            _writes = 0
+            fault_point()
+            self.staging.mkdir()
+            for rel in self.mirror:
+                for file in _files(self.base / rel, skip_dot=True):
+                    link = self.staging / rel / file
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(self.base / rel / file, link)
+                    except OSError:  # a file system without hard links: a copy does the same job
+                        shutil.copy2(self.base / rel / file, link)
+        except BaseException:  # __exit__ does not run when __enter__ fails: clean up here
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _operations(self) -> list[list[str]]:

@@ -526,6 +526,9 @@ def bill(per_figure: dict[str, list[tuple[str, list[str]]]], scale: str, jobs: i
            "|---|---|---|---|---|---|---|"]
     for figure, pairs in per_figure.items():
         mine = [lines[e] for e, _ in pairs]
+        if not mine:
+            out.append(f"| **{figure}** | 0 | | | | nothing trained (drawn from a measurement in-process) | |")
+            continue
         out.append(row(f"**{figure}**", mine, jobs, threads))
         for line in mine:
             out.append(row(f"  {line.experiment}", [line], 1, threads) + (f" {line.note}" if line.note else ""))
