@@ -26,7 +26,7 @@ import pandas as pd
 
 from agd.results import EPOCH_COLUMNS, STEP_COLUMNS
 from experiments import paths
-from experiments.analysis import journal, registry
+from experiments.analysis import journal, registry, samples
 from experiments.analysis import rundata as rd
 from experiments.analysis.args import BadArgument, check_choice, entry, parse_keys
 
@@ -92,6 +92,8 @@ def write_groups(runs_root: Path, scale: str, groups: list[str], out: Path) -> l
         for old in (out / scale).glob(f"{group}.*csv*"):
             old.unlink()
     written = [row for group in groups for row in export_group(runs_root, group, scale, out)]
+    for group in groups:  # text runs' generated samples travel with their group (<group>_samples.csv)
+        samples.export_samples(runs_root, group, out, scale)
     index = [row for row in read_index(out) if (row["scale"], row["group"]) not in
              {(scale, g) for g in groups}] + written
     buffer = io.StringIO()
@@ -154,7 +156,7 @@ def _main(argv: list[str]) -> int:
     args = parse_keys(argv[1:], {"scale": "mini", "figure": "all", "runs": None, "out": None})
     check_choice("scale", args["scale"], paths.SCALES)
     check_choice("figure", args["figure"], [*registry.figure_ids(), "all"])
-    figures = registry.figure_ids() if args["figure"] == "all" else [args["figure"]]
+    figures = registry.all_ids() if args["figure"] == "all" else [args["figure"]]
     root = paths.runs_root(args["runs"])
     journal.settle_evidence(Path(args["out"]) if args["out"] else paths.EVIDENCE_DIR)
     export(root, args["scale"], groups_of(figures, args["scale"], root), args["out"])

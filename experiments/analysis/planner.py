@@ -50,6 +50,7 @@ from experiments.build import (
     build_optimizer,
     register_resolvers,
     speed_settings,
+    targets_hydra,
     validate,
 )
 
@@ -136,9 +137,12 @@ def _run_dir(cfg: DictConfig, overrides: list[str]) -> Path:
     """The job's run directory: hydra.sweep.dir / hydra.sweep.subdir with the job's
     override_dirname, as Hydra computes it (conf/config.yaml)."""
     naming = cfg.hydra.job.config.override_dirname
+    # Hydra names the directory from the task's overrides only: `hydra/launcher=...`,
+    # `hydra.launcher.*` and `local@hydra.launcher=...` configure the launcher, not the run
+    task = [o for o in overrides if not targets_hydra(o)]
     with open_dict(cfg):
         cfg.hydra.job.override_dirname = get_overrides_dirname(
-            OverridesParser.create().parse_overrides(overrides), exclude_keys=list(naming.exclude_keys),
+            OverridesParser.create().parse_overrides(task), exclude_keys=list(naming.exclude_keys),
             item_sep=naming.item_sep, kv_sep=naming.kv_sep)
     return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 

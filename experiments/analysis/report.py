@@ -29,7 +29,7 @@ from pathlib import Path
 from experiments import paths
 from experiments.analysis import claims as cl
 from experiments.analysis import convergence as conv
-from experiments.analysis import registry
+from experiments.analysis import journal, registry
 from experiments.analysis import rundata as rd
 from experiments.analysis.args import check_choice, entry, parse_keys
 from experiments.analysis.plots import style as ps
@@ -322,8 +322,8 @@ def write(root: Path, out: Path) -> Path | None:
         print(f"no runs under {root}: kept the existing {path}")
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"wrote {path}")
+    journal.write_bytes(path, text.encode())  # a temporary name, then renamed: never a torn report
+    print(f"wrote {journal.published_path(path)}")
     return path
 
 

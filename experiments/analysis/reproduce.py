@@ -77,7 +77,7 @@ NOT_DOUBLED = ("steps_per_epoch", "step_rows", "warmup_steps", "total_steps", "w
 
 def figure_list(figure: str) -> list[str]:
     check_choice("figure", figure, [*registry.figure_ids(), "all"])
-    return registry.figure_ids() if figure == "all" else [figure]
+    return registry.all_ids() if figure == "all" else [figure]
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:

@@ -45,6 +45,7 @@ from agd.results import SUMMARY_FILE, load_runs, read_json
 from experiments import paths
 from experiments.analysis.args import BadArgument
 from experiments.pipeline import register_resolvers
+from experiments.provenance import TRAINING_CODE
 
 INDEX_FILE = "index.csv"
 FOLLOWUPS_FILE = "followups.csv"  # in figures/: claim id -> follow-up run group -> what it tests
@@ -54,6 +55,7 @@ FOLLOWUPS_FILE = "followups.csv"  # in figures/: claim id -> follow-up run group
 CONFIG_COLUMNS = ["data._target_", "loss._target_", "batch_size", "seed", "epochs", "scale",
                   "group", "step_rows", "amp", "status", "precision", "date", "run",
                   "commit", "dirty", "mixed_code", "floor_unigram", "floor_bigram"]
+FLOOR_COLUMNS = ("floor_unigram", "floor_bigram")  # text runs: count-model floors, nats per character
 FINAL_EPOCHS = 3  # a run's final value: the mean over its last 3 epochs (module docstring)
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -113,11 +115,14 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_extras(run_dir: Path) -> dict:
-    """precision (summary.json, if recorded) and the date metrics.csv was last written."""
+    """precision and, for text runs, the count-model floors (summary.json, if recorded), and the
+    date metrics.csv was last written."""
     extras = {"precision": None, "date": None}
     summary = run_dir / SUMMARY_FILE
     if summary.exists():
-        extras["precision"] = read_json(summary).get("precision")
+        recorded = read_json(summary)
+        extras["precision"] = recorded.get("precision")
+        extras.update({key: recorded[key] for key in FLOOR_COLUMNS if key in recorded})
     metrics = run_dir / "metrics.csv"
     if metrics.exists():
         stamp = dt.datetime.fromtimestamp(metrics.stat().st_mtime, dt.timezone.utc)
@@ -135,9 +140,11 @@ def read_tree(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
         return df.assign(run=pd.Series(dtype=str))
     extras = {d: _run_extras(Path(d)) for d in df.run_dir.unique()}
     runs = {d: Path(d).relative_to(root).as_posix() for d in extras}
+    floors = {key: df.run_dir.map({d: e.get(key) for d, e in extras.items()}) for key in FLOOR_COLUMNS
+              if any(key in e for e in extras.values())}  # only text runs record them
     return df.assign(run=df.run_dir.map(runs),
                      precision=df.run_dir.map({d: e["precision"] for d, e in extras.items()}),
-                     date=df.run_dir.map({d: e["date"] for d, e in extras.items()}))
+                     date=df.run_dir.map({d: e["date"] for d, e in extras.items()}), **floors)
 
 
 def evidence_file(root: Path, group: str, steps: bool = False) -> Path | None:
@@ -211,8 +218,6 @@ def tuned(rows: pd.DataFrame, opt: str) -> pd.DataFrame:
 
 # ---- provenance: which code trained the runs, against the code at HEAD ----
 
-# the training code (what changes a run's numbers); the results layer and the benchmarks do not train
-TRAINING_CODE = ("agd", "conf", "experiments", ":!experiments/analysis", ":!experiments/bench")
 GIT_TIMEOUT_S = 30.0
 
 
