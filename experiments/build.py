@@ -151,11 +151,10 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
     jobs = [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     # what targets Hydra's own config (`local@hydra.launcher=<site>`) is the launcher's business
     # and cannot compose without the launcher choice, which Hydra keeps apart from the task's
-    return [[o for o in job if not targets_hydra(o)] for job in jobs]
+    return [[o for o in job if not _targets_hydra(o)] for job in jobs]
 
 
-def targets_hydra(override: str) -> bool:
-    """Whether a command-line override sets Hydra's own config (the launcher, its site file)."""
+def _targets_hydra(override: str) -> bool:
     key = override.split("=", 1)[0].lstrip("+~")
     return key.split("/")[0].split(".")[0] == "hydra" or "@hydra" in key
 

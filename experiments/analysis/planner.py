@@ -46,11 +46,11 @@ from experiments import paths, provenance
 from experiments.analysis.args import BadArgument
 from experiments.build import (
     ConfigError,
+    _targets_hydra,
     build_model,
     build_optimizer,
     register_resolvers,
     speed_settings,
-    targets_hydra,
     validate,
 )
 
@@ -139,7 +139,7 @@ def _run_dir(cfg: DictConfig, overrides: list[str]) -> Path:
     naming = cfg.hydra.job.config.override_dirname
     # Hydra names the directory from the task's overrides only: `hydra/launcher=...`,
     # `hydra.launcher.*` and `local@hydra.launcher=...` configure the launcher, not the run
-    task = [o for o in overrides if not targets_hydra(o)]
+    task = [o for o in overrides if not _targets_hydra(o)]
     with open_dict(cfg):
         cfg.hydra.job.override_dirname = get_overrides_dirname(
             OverridesParser.create().parse_overrides(task), exclude_keys=list(naming.exclude_keys),
