@@ -52,7 +52,7 @@ def test_paper_scale_composes_to_the_papers_settings(compose, name):
         assert cfg.batch_size == 128 and cfg.loss._target_ == "agd.losses.SquareLoss"
         want = "load_cifar100" if "vgg16" in name else "load_cifar10"
         assert dataset == want and cfg.epochs == 200
-    assert "width" not in cfg.model or cfg.model._target_ == "agd.models.FCN"  # CNNs at paper width
+    assert cfg.model.get("width") == 64 or cfg.model._target_ == "agd.models.FCN"  # CNNs at the paper's width
     params = dict(cfg.hydra.sweeper.params or {})
     if name == "fig3":
         assert params["model.depth"] == "2,4,8,16,32"
