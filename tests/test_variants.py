@@ -242,7 +242,8 @@ def test_fast_step_matches_the_readable_one_for_every_variant(kind, variant):
     fast.measure_update_size = slow.measure_update_size = True
     batches = batches_for(kind, 6)
     assert square_loss_etas(ours, fast, batches) == pytest.approx(square_loss_etas(ref, slow, batches), rel=1e-5)
-    assert largest_difference(ours, ref) <= 1e-5
+    # rounding differences between the two orders of summation move with the step, gain times larger
+    assert largest_difference(ours, ref) <= 1e-5 * VARIANTS[variant].get("gain", 1.0)
     assert largest_difference(ours, initialised_model(kind)) > 1e-2
     assert fast.state["update_size"].item() == pytest.approx(slow.state["update_size"].item(), rel=1e-5)
 
