@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from training import random_regression_etas
 
 from agd import AGD, init_weights
 
@@ -222,31 +223,20 @@ def _mlp(seed):
     return init_weights(model)
 
 
-def _steps(model, opt, n, seed):
-    gen = torch.Generator().manual_seed(seed)
-    etas = []
-    for _ in range(n):
-        x, y = torch.randn(10, 6, generator=gen), torch.randn(10, 3, generator=gen)
-        opt.zero_grad()
-        ((model(x) - y) ** 2).mean().backward()
-        etas.append(opt.step().item())
-    return etas
-
-
 def test_state_dict_round_trip_continues_bit_identically(foreach):
     model = _mlp(0)
     opt = AGD(model.parameters(), foreach=foreach)
-    _steps(model, opt, 3, seed=10)
+    random_regression_etas(model, opt, 3, seed=10)
     saved_model = {k: v.clone() for k, v in model.state_dict().items()}
     saved_opt = opt.state_dict()
-    etas_a = _steps(model, opt, 4, seed=11)
+    etas_a = random_regression_etas(model, opt, 4, seed=11)
 
     clone = _mlp(1)
     clone.load_state_dict(saved_model)
     opt_b = AGD(clone.parameters(), foreach=foreach)
     opt_b.load_state_dict(saved_opt)
     assert opt_b.state["step"] == 3
-    etas_b = _steps(clone, opt_b, 4, seed=11)
+    etas_b = random_regression_etas(clone, opt_b, 4, seed=11)
     assert etas_a == etas_b
     for a, b in zip(model.parameters(), clone.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -381,12 +371,12 @@ def test_a_state_dict_of_another_optimiser_is_refused_before_anything_changes(ot
     ((model(torch.randn(4, 6)) - 1) ** 2).mean().backward()
     foreign.step()
     opt = AGD(model.parameters())
-    _steps(model, opt, 2, seed=2)
+    random_regression_etas(model, opt, 2, seed=2)
     before = opt.state_dict()
     with pytest.raises(ValueError, match="not AGD's.*load it into the optimiser that saved it"):
         opt.load_state_dict(foreign.state_dict())
     assert opt.state_dict() == before and opt.param_groups[0]["kinds"] == ["matrix", "matrix"]
-    _steps(model, opt, 1, seed=3)  # and it still steps
+    random_regression_etas(model, opt, 1, seed=3)  # and it still steps
 
 
 def test_a_state_dict_of_another_model_is_refused():

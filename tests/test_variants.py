@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from training import WHOLE_MODEL, agd_for, batches_for, build, initialised_model, largest_difference, square_loss_etas
+from training import (
+    WHOLE_MODEL,
+    agd_for,
+    batches_for,
+    build,
+    initialised_model,
+    largest_difference,
+    random_regression_etas,
+    square_loss_etas,
+)
 
 from agd import AGD
 from agd.functional import orthogonalize
@@ -73,45 +82,34 @@ def _mlp(seed):
     return nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 3, bias=False))
 
 
-def _steps(model, opt, n, seed):
-    gen = torch.Generator().manual_seed(seed)
-    etas = []
-    for _ in range(n):
-        x, y = torch.randn(10, 6, generator=gen), torch.randn(10, 3, generator=gen)
-        opt.zero_grad()
-        ((model(x) - y) ** 2).mean().backward()
-        etas.append(opt.step().item())
-    return etas
-
-
 def test_momentum_round_trips_through_a_state_dict(foreach):
     model = _mlp(0)
     opt = AGD(model.parameters(), momentum=0.9, orthogonalize=True, foreach=foreach)
-    _steps(model, opt, 3, seed=10)
+    random_regression_etas(model, opt, 3, seed=10)
     # a deep copy, as torch.save makes: a state dict holds the live averages, which later steps update in place
     saved_model, saved_opt = {k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict())
     assert set(saved_opt["state"][0]) == {"momentum"}
-    etas = _steps(model, opt, 4, seed=11)
+    etas = random_regression_etas(model, opt, 4, seed=11)
     clone = _mlp(1)
     clone.load_state_dict(saved_model)
     restored = AGD(clone.parameters(), foreach=foreach)  # the settings come back with the state dict
     restored.load_state_dict(saved_opt)
     assert restored.param_groups[0]["momentum"] == 0.9 and restored.param_groups[0]["orthogonalize"] is True
-    assert _steps(clone, restored, 4, seed=11) == etas
+    assert random_regression_etas(clone, restored, 4, seed=11) == etas
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), clone.parameters(), strict=True))
 
 
 def test_a_state_dict_from_before_the_variants_loads_with_the_paper_settings():
     model = _mlp(0)
     opt = AGD(model.parameters())
-    _steps(model, opt, 1, seed=1)
+    random_regression_etas(model, opt, 1, seed=1)
     old = opt.state_dict()
     for group in old["param_groups"]:  # as AGD saved it before it had the variants
         del group["momentum"], group["orthogonalize"]
     fresh = AGD(model.parameters())
     fresh.load_state_dict(old)
     assert fresh.param_groups[0]["momentum"] == 0.0 and fresh.param_groups[0]["orthogonalize"] is False
-    _steps(model, fresh, 1, seed=2)
+    random_regression_etas(model, fresh, 1, seed=2)
 
 
 @pytest.mark.parametrize("check_finite", [True, False])

@@ -118,3 +118,16 @@ def largest_difference(a: nn.Module, b: nn.Module) -> float:
     """The largest entry difference over the parameters, apart from the INVARIANT biases."""
     return max((p - q).abs().max().item() for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True)
                if not name.endswith(INVARIANT))
+
+
+def random_regression_etas(model: nn.Module, opt, n: int, seed: int) -> list[float]:
+    """η of `n` steps of `opt` on a square loss between `model` (6 inputs, 3 outputs) and random
+    targets, the batches drawn from `seed` (the same seed, the same batches)."""
+    gen = torch.Generator().manual_seed(seed)
+    etas = []
+    for _ in range(n):
+        x, y = torch.randn(10, 6, generator=gen), torch.randn(10, 3, generator=gen)
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        etas.append(opt.step().item())
+    return etas
