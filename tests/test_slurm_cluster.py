@@ -48,6 +48,10 @@ SHORT_NAME = "epochs=100,model.depth=2,model.width=64"
 # about a minute of training: a job with a 2-minute limit is signalled 30-60 s after it starts
 LONG = ["logger=none", "progress=false", "device=cpu", "model.depth=4", "model.width=256", "epochs=300"]
 LONG_NAME = "epochs=300,model.depth=4,model.width=256"
+# a job that cannot finish inside the 2-minute limit: 3,000 epochs train for about 4 minutes on a
+# quiet core (300 took 24 s), so only the limit can end it, however idle the machine is
+OVERRUN = [*LONG[:-1], "epochs=3000"]
+OVERRUN_NAME = "epochs=3000,model.depth=4,model.width=256"
 TIME_LIMIT = ["hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60"]
 TIME_LIMIT_TEST = "test_time_limit_requeues_and_resumes_to_the_uninterrupted_metrics"
 
@@ -388,7 +392,7 @@ def test_scancel_ends_the_run_interrupted_with_one_sentence(cluster, tmp_path):
 def test_too_many_time_limits_end_the_sweep_with_one_sentence(cluster, tmp_path):
     runs = tmp_path / "runs"
     launch = Launch(cluster, runs, ["-m", "hydra/launcher=slurm_cpu", *TIME_LIMIT, "hydra.launcher.max_num_timeout=0",
-                                    *LONG])
+                                    *OVERRUN])
     try:
         code = launch.wait(timeout=240)
     finally:
@@ -398,7 +402,7 @@ def test_too_many_time_limits_end_the_sweep_with_one_sentence(cluster, tmp_path)
     line = launch.last_line()
     assert line.startswith("sweep: 1 of 1 jobs did not complete; first: "), line
     assert ("max_num_timeout" in line or "timed-out too many times" in line) and "rerun the same command" in line
-    assert _summary(runs / "train" / LONG_NAME)["status"] == "interrupted"
+    assert _summary(runs / "train" / OVERRUN_NAME)["status"] == "interrupted"
 
 
 @pytest.fixture(scope="module")
