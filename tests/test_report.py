@@ -125,3 +125,15 @@ def test_rows_of_report_beyond_are_included_per_scale(tmp_path, monkeypatch):
     monkeypatch.setattr(report_beyond, "rows", lambda runs_root, scale: [f"| gpt | {scale} | {runs_root.name} |"])
     assert report.beyond_extra(tmp_path / "runs") == ["| gpt | paper | runs |", "| gpt | small | runs |",
                                                       "| gpt | mini | runs |"]
+
+
+def test_beyond_groups_join_the_convergence_and_provenance_tables(tmp_path):
+    root = tmp_path / "runs"
+    seeded(root, "showcase_a_small", "optimizer=agd", [{}] * 2, depth=32)
+    seeded(root, "beyond_showcase_a_small", "optimizer=prodigy", [{"final_acc": 0.5}] * 2, opt="prodigy",
+           lr=1.0, depth=32)
+    text = report.build(root)[0]
+    convergence = text.split("## Convergence of the run groups")[1].split("\n## ")[0]
+    provenance = text.split("## Run groups behind these numbers")[1].split("\n## ")[0]
+    assert "| `beyond_showcase_a_small` | Prodigy | 1 (" in convergence
+    assert "| `beyond_showcase_a_small` | 2 | 0,1 |" in provenance

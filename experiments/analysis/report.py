@@ -280,6 +280,9 @@ def build(root: Path) -> tuple[str, list[dict]]:
     contexts = {scale: cl.Ctx(root, scale, store=store) for scale in paths.SCALES}
     double = cl.Ctx(root, "small", lambda base: f"{base}_small_x2", store)
     table, records = claim_table(contexts, double)
+    for ctx in contexts.values():  # the beyond section's groups join the convergence and provenance tables
+        for base in sorted({rd.group_base(e) for e in registry.FIGURES["beyond"].experiments}):
+            ctx.rows(base)
     groups = set().union(*(c.touched for c in contexts.values()))
     source = "the committed evidence" if rd.is_evidence(root) else "the runs"
     lines = [
@@ -291,8 +294,9 @@ def build(root: Path) -> tuple[str, list[dict]]:
         "## Follow-ups of the claims that did not hold or are undecided at small scale", "",
         *followup_lines(root, {claim.id: claim for _, claim in registry.claims()}, records, store), "",
         "## Convergence of the run groups behind these numbers", "",
-        "One row per optimiser of each group a claim measured (a group read for its first epochs only is named "
-        "so); where an optimiser has several settings (fig3's cells, fig4's batch sizes) the numbers are those "
+        "One row per optimiser of each group a claim or the beyond section measured (a group read for its first "
+        "epochs only is named so; a GPT's test accuracy is its next-character accuracy on the validation "
+        "windows); where an optimiser has several settings (fig3's cells, fig4's batch sizes) the numbers are those "
         "of the setting furthest from the criterion. *Converges from epoch*: the smallest budget from which "
         "every longer prefix of the curves passes (the first E epochs of a run without a schedule are what a "
         "run of E epochs gives).", "",

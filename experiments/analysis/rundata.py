@@ -340,6 +340,15 @@ def experiments_of(base: str) -> list[str]:
     return [n for n, t in _group_templates(paths.CONF_DIR).items() if t == base + "_${scale}"]
 
 
+def group_base(experiment: str) -> str:
+    """The scale-free name of the run group an experiment writes to (`<base>_<scale>`), read from
+    its YAML without composing; the naming rule where the file sets no `group: <base>_${scale}`."""
+    template = _group_templates(paths.CONF_DIR).get(experiment)
+    if template and template.endswith("_${scale}"):
+        return template.removesuffix("_${scale}")
+    return experiment.removesuffix("_baselines")
+
+
 def group_of(experiment: str, scale: str) -> str:
     """The run group an experiment writes to (its composed `group`, else the naming rule)."""
     facts = experiment_facts(experiment, scale)

@@ -37,6 +37,8 @@ OPTIMIZER_LABELS = {
     "agd": "AGD", "adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "prodigy": "Prodigy",
     "dadapt_adam": "D-Adapt Adam", "schedulefree_adamw": "Schedule-Free AdamW", "dog": "DoG",
     "adamw_cosine": "AdamW (warm-up + cosine)", "agd_whole_model": "AGD (whole model)",
+    **{f"agd{scope}_{variant}": f"AGD{name} + {what}" for scope, name in (("", ""), ("_whole_model", " (whole model)"))
+       for variant, what in (("momentum", "momentum"), ("spectral", "spectral updates"), ("gain10", "gain 10"))},
 }
 TRAIN_STYLE = dict(linestyle="-", linewidth=1.4)
 TEST_STYLE = dict(linestyle=":", linewidth=1.6)
