@@ -162,10 +162,11 @@ def committed_copy(tmp_path, monkeypatch, published, root):
     return new
 
 
-@pytest.mark.parametrize("later", ["reproduce", "plot", "export", "publish"])
+@pytest.mark.parametrize("later", ["reproduce", "plot", "export", "publish", "report", "notebook"])
 def test_a_later_command_finishes_a_stopped_publication(tmp_path, published, monkeypatch, later):
-    """The next reproduce drawing from the evidence, the next plot of it, the next export and
-    the next publication each roll a stopped publication forward before they read."""
+    """The next reproduce drawing from the evidence, the next plot of it, the next export, the
+    next publication, the report and a notebook reading one group each roll a stopped
+    publication forward before they read."""
     root = new_runs(tmp_path)
     new = committed_copy(tmp_path, monkeypatch, published, root)
     elsewhere = tmp_path / "elsewhere"
@@ -176,6 +177,10 @@ def test_a_later_command_finishes_a_stopped_publication(tmp_path, published, mon
         assert ps.cli(fig2.plot, ["scale=small", f"runs={published / 'data'}", f"out={elsewhere}"]) == 0
     elif later == "export":
         assert evidence.main(["export", "scale=small", "figure=fig2", f"runs={root}"]) == 0
+    elif later == "report":
+        assert report.main(["source=evidence", f"out={elsewhere}"]) == 0
+    elif later == "notebook":  # notebooks/inspect_runs.ipynb reads the evidence through rundata
+        assert rd.load_group("fig2_small", paths.EVIDENCE_DIR).run.nunique() == 4
     else:
         assert reproduce.main(publish_args(root)) == 0
     assert not (published / journal.JOURNAL).exists()

@@ -43,6 +43,7 @@ from hydra import compose, initialize_config_dir
 
 from agd.results import SUMMARY_FILE, load_runs, read_json
 from experiments import paths
+from experiments.analysis import journal
 from experiments.analysis.args import BadArgument
 from experiments.pipeline import register_resolvers
 from experiments.provenance import TRAINING_CODE
@@ -166,8 +167,10 @@ def read_evidence(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
 def load_group(group: str, root: str | os.PathLike | None = None, steps: bool = False) -> pd.DataFrame:
     """Every run of one group, one row per epoch (or per recorded step); empty if none."""
     root = paths.runs_root(root)
-    df = read_evidence(root, group, steps) if is_evidence(root) else read_tree(root, group, steps)
-    return annotate(df)
+    if is_evidence(root):
+        journal.settle_evidence(root)  # a publication stopped part-way is finished before anyone reads
+        return annotate(read_evidence(root, group, steps))
+    return annotate(read_tree(root, group, steps))
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:

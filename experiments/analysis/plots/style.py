@@ -226,12 +226,10 @@ def empty_figure(name: str, message: str, out=None, runs=None) -> list[Path]:
 
 
 def figure_runs(figure: str, scale: str, runs=None, steps: bool = False):
-    """setup(), then (name, runs of the figure's group) with name = <figure>_<scale>. An evidence
-    folder is settled first (a publication stopped part-way is finished: journal.py)."""
+    """setup(), then (name, runs of the figure's group) with name = <figure>_<scale> (an evidence
+    folder is settled by rundata.load_group: a publication stopped part-way is finished first)."""
     setup()
     name = f"{figure}_{scale}"
-    if rd.is_evidence(paths.runs_root(runs)):
-        journal.settle_evidence(paths.runs_root(runs))
     return name, rd.load_group(name, runs, steps=steps)
 
 
