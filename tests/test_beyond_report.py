@@ -128,7 +128,7 @@ def test_gpt_table_merges_seeds_tunes_on_train_loss_and_has_the_floors(evidence)
     assert "| bigram count model (floor) | add-½ counts of the training split | 2.654 | | held |" in text
     assert ("below tuned AdamW's: **did not hold** (AGD 2.100 ± 0.100 (n=3), AdamW 1.850 ± 0.050 (n=3) at peak "
             "lr 0.002; AGD − AdamW +0.250)") in text
-    assert "AGD ends -0.554 nats from the bigram floor (2.654): below it? **held**." in text
+    assert "AGD ends 0.554 nats below the bigram floor (2.654): below it? **held**." in text
     assert "GPT width 128, 4 blocks, context 64, batch 12, 2,000 steps" in text
 
 

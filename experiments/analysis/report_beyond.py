@@ -226,7 +226,8 @@ def gpt_verdicts(df: pd.DataFrame, base: int, failing: list[str]) -> list[str]:
         return lines + [f"Against the count-model floors: {note}."]
     for name, s in (("AGD", agd), ("tuned AdamW", None if tuned.empty else cl.stat_of(tuned, "test_loss"))):
         if s is not None:
-            lines.append(f"{name} ends {s.mean - values['bigram']:+.3f} nats from the bigram floor "
+            gap = s.mean - values["bigram"]
+            lines.append(f"{name} ends {abs(gap):.3f} nats {'below' if gap < 0 else 'above'} the bigram floor "
                          f"({values['bigram']:.3f}): below it? **{gated(cl.against(s, values['bigram']), failing)}**.")
     return lines
 
