@@ -13,7 +13,7 @@ import pytest
 from runtrees import make_run, seeded, small_tree
 
 from experiments import paths
-from experiments.analysis import claims, evidence, registry, report
+from experiments.analysis import claims, evidence, registry, report, scaling_claims
 from experiments.analysis import convergence as conv
 from experiments.analysis import rundata as rd
 
@@ -191,10 +191,10 @@ def scaling_tree(root, width_epochs: int = 16):
 def test_scaling_points_and_trend(tmp_path):
     root = scaling_tree(tmp_path / "runs")
     ctx = claims.Ctx(root, "small")
-    widths = claims.width_points(ctx, "resnet18")
+    widths = scaling_claims.width_points(ctx, "resnet18")
     assert [p.x for p in widths] == [8.0, 16.0] and [p.seeds for p in widths] == [3, 3]
     assert widths[0].gap == pytest.approx(-10.0) and widths[1].gap == pytest.approx(0.0) and widths[1].lr == 1e-3
-    steps = claims.step_points(ctx, "resnet18")
+    steps = scaling_claims.step_points(ctx, "resnet18")
     assert [p.x for p in steps] == [20.0, 40.0, 80.0, 160.0] and steps[-1].gap == pytest.approx(-10.0)
     _, got = records_of(root)
     width = got[("scaling.resnet18_width", "small")]

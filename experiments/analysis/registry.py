@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from experiments.analysis import claims as cl
+from experiments.analysis import scaling_claims as sc
 from experiments.analysis.claims import Claim
 from experiments.analysis.plots import (
     beyond,
@@ -55,18 +56,18 @@ SCALING_EXPERIMENTS = ("scaling_budget_baselines", "scaling_width_top_baselines"
                        "scaling_width", "scaling_augment", "scaling_fcn")
 TREND = "AGD − tuned Adam test gap (points)"
 SCALING_CLAIMS = tuple(
-    claim for model, name in cl.SCALING_NAMES.items() for claim in (
+    claim for model, name in sc.SCALING_NAMES.items() for claim in (
         Claim(f"scaling.{model}_width", f"{name}: {TREND} grows with width (last vs first point with 3 seeds)",
-              "—", "claim", cl.scaling_trend(model, "width"),
-              note="not in the paper; the paper's gap is at width " + str(cl.PAPER_WIDTH[model])),
+              "—", "claim", sc.scaling_trend(model, "width"),
+              note="not in the paper; the paper's gap is at width " + str(sc.PAPER_WIDTH[model])),
         Claim(f"scaling.{model}_steps", f"{name}: {TREND} grows with the step budget (8x the steps at one width)",
-              "—", "claim", cl.scaling_trend(model, "steps"), note="not in the paper"),
+              "—", "claim", sc.scaling_trend(model, "steps"), note="not in the paper"),
         *((Claim(f"scaling.{model}_augment", f"{name}: {TREND} is larger without augmentation than at CIFAR's "
-                 "padding (augmentation costs AGD more than Adam)", "—", "claim", cl.scaling_trend(model, "augment"),
+                 "padding (augmentation costs AGD more than Adam)", "—", "claim", sc.scaling_trend(model, "augment"),
                  note="not in the paper"),) if model != "fcn" else ()),
-        Claim(f"scaling.{model}_at_paper_width", f"{name}: {TREND} at the paper's width {cl.PAPER_WIDTH[model]} "
+        Claim(f"scaling.{model}_at_paper_width", f"{name}: {TREND} at the paper's width {sc.PAPER_WIDTH[model]} "
               "(measured where the width axis reaches it, else read off the width trend)",
-              f"{cl.PAPER_GAP[model]:g}", "points", cl.scaling_at_paper_width(model), tolerance=3.0,
+              f"{sc.PAPER_GAP[model]:g}", "points", sc.scaling_at_paper_width(model), tolerance=3.0,
               note=f"paper: fig1's published gap; {GAP}"),
     ))
 

@@ -4,7 +4,7 @@ one thing changes at a time: the width (as a fraction of the paper's: 64 channel
 the step budget (the budget group's first 1/8, 1/4, 1/2 and all of its epochs) and the crop's
 padding (none, then as a fraction of the image side). Points are means over seeds with bars of
 the larger seed standard deviation of the two sides; a hollow marker has one seed. Stars: the
-paper's gap at its width (fig1). The points are claims.width_points / step_points /
+paper's gap at its width (fig1). The points are scaling_claims.width_points / step_points /
 augment_points, the same the report's scaling rows judge.
 
     python scripts/reproduce.py figure=scaling scale=mini|small|paper
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from matplotlib.ticker import FuncFormatter
 
-from experiments.analysis import claims as cl
 from experiments.analysis import rundata as rd
+from experiments.analysis import scaling_claims as sc
 from experiments.analysis.plots import style as ps
 
 FIGURE = "scaling"
@@ -30,7 +30,7 @@ def fraction(value: float, _=None) -> str:
     return f"1/{round(1 / value)}" if value < 1 else f"{value:g}"
 
 
-def draw_points(ax, points: list[cl.GapPoint], x_of, color: str, label: str) -> None:
+def draw_points(ax, points: list[sc.GapPoint], x_of, color: str, label: str) -> None:
     xs = [x_of(p) for p in points]
     ax.plot(xs, [p.gap for p in points], color=color, linewidth=1.0, label=label)
     for x, p in zip(xs, points, strict=True):
@@ -38,17 +38,17 @@ def draw_points(ax, points: list[cl.GapPoint], x_of, color: str, label: str) -> 
                     elinewidth=0.7, markerfacecolor=color if p.seeds > 1 else "white")
 
 
-def draw_panel(ax, ctx: cl.Ctx, axis: str) -> bool:
+def draw_panel(ax, ctx: sc.Ctx, axis: str) -> bool:
     drawn = False
-    for model, name in cl.SCALING_NAMES.items():
-        points = cl.SCALING_AXES[axis](ctx, model)
+    for model, name in sc.SCALING_NAMES.items():
+        points = sc.SCALING_AXES[axis](ctx, model)
         if not points:
             continue
         drawn = True
-        x_of = (lambda p, m=model: p.x / cl.PAPER_WIDTH[m]) if axis == "width" else (lambda p: p.x)
+        x_of = (lambda p, m=model: p.x / sc.PAPER_WIDTH[m]) if axis == "width" else (lambda p: p.x)
         draw_points(ax, points, x_of, MODEL_COLORS[model], name)
         if axis == "width":
-            ax.plot(1.0, cl.PAPER_GAP[model], marker="*", markersize=8, color=MODEL_COLORS[model], linestyle="none")
+            ax.plot(1.0, sc.PAPER_GAP[model], marker="*", markersize=8, color=MODEL_COLORS[model], linestyle="none")
     ax.axhline(0.0, color="0.5", linewidth=0.6, linestyle="--")
     if axis in ("width", "steps"):
         ax.set_xscale("log", base=2)
@@ -61,7 +61,7 @@ def draw_panel(ax, ctx: cl.Ctx, axis: str) -> bool:
 def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     ps.setup()
     name = f"{FIGURE}_{scale}"
-    ctx = cl.Ctx(runs, scale)
+    ctx = sc.Ctx(runs, scale)
     frames = {g: rd.load_group(f"{g}_{scale}", runs) for g in GROUPS}
     if all(f.empty for f in frames.values()):
         return ps.no_runs_figure(FIGURE, scale, out, runs)
