@@ -176,7 +176,7 @@ def transfer_widths(ax, points) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks([p.width for p in points], [str(p.width) for p in points])
     ax.minorticks_off()
-    ax.set_xlabel(f"width (lines: {narrow.steps:,} steps; hollow: another budget, as annotated)")
+    ax.set_xlabel(f"width (lines: {narrow.steps:,} steps; hollow: as annotated)")
 
 
 def transfer_figure(scale: str, runs, out):
