@@ -50,11 +50,11 @@ def plot(scale: str = "mini", runs: str | None = None, out: str | None = None):
     out_dir = rd.output_dir(out, False, runs)
     write_tables(rows, out_dir)
     first = [r for r in rows if r["model"] == rows[0]["model"]]
-    fig, ax = ps.plt.subplots(figsize=(4.0, 0.24 * len(first) + 0.6))
+    fig, ax = ps.plt.subplots(figsize=(5.0, 0.24 * len(first) + 0.6))  # room for the longest label
     ax.axis("off")
     cells = [[name_of(r["optimizer"]), f"{r['total_x']:.2f}×", r["paper"] or "—"] for r in first]
     table = ax.table(cellText=cells, colLabels=["optimiser", "measured", "paper"],
-                     loc="center", cellLoc="center", colWidths=[0.45, 0.25, 0.2])
+                     loc="center", cellLoc="center", colWidths=[0.6, 0.2, 0.16])
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1, 1.15)
