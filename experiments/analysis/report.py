@@ -281,8 +281,9 @@ def build(root: Path) -> tuple[str, list[dict]]:
     double = cl.Ctx(root, "small", lambda base: f"{base}_small_x2", store)
     table, records = claim_table(contexts, double)
     beyond = registry.FIGURES.get("beyond")  # a registry without the beyond figure has no beyond groups
+    beyond_bases = sorted({rd.group_base(e) for e in (beyond.experiments if beyond else ())})
     for ctx in contexts.values():  # the beyond section's groups join the convergence and provenance tables
-        for base in sorted({rd.group_base(e) for e in (beyond.experiments if beyond else ())}):
+        for base in beyond_bases:
             ctx.rows(base)
     groups = set().union(*(c.touched for c in contexts.values()))
     source = "the committed evidence" if rd.is_evidence(root) else "the runs"

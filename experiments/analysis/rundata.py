@@ -355,7 +355,7 @@ def group_base(experiment: str) -> str:
 def group_of(experiment: str, scale: str) -> str:
     """The run group an experiment writes to (its composed `group`, else the naming rule)."""
     facts = experiment_facts(experiment, scale)
-    return facts["group"] if facts else f"{experiment.removesuffix('_baselines')}_{scale}"
+    return facts["group"] if facts else f"{group_base(experiment)}_{scale}"
 
 
 def followups() -> list[dict]:
