@@ -14,6 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject's `-n 2`) each worker is one process of two on the CPU: one
+    torch thread per worker, and one for the runs its tests start, instead of every process taking
+    every core. Tests that set their own thread count still do."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("AGD_RUNS_DIR", str(tmp_path / "runs"))
