@@ -160,7 +160,9 @@ def read_evidence(root: Path, group: str, steps: bool = False) -> pd.DataFrame:
     path = evidence_file(root, group, steps)
     if path is None or not path.exists():
         return pd.DataFrame(columns=["run", "run_dir", "status", "epoch", "step"])
-    df = pd.read_csv(path)
+    # one type per column over the whole file: read in chunks, a column that is empty in one chunk
+    # and boolean in the next (a setting only some optimisers have) is typed per chunk
+    df = pd.read_csv(path, low_memory=False)
     return df.assign(run_dir=df["run"])
 
 
