@@ -15,9 +15,9 @@ CONF = REPO / "conf"
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (pyproject's `-n 2`) each worker is one process of two on the CPU: one
-    torch thread per worker, and one for the runs its tests start, instead of every process taking
-    every core. Tests that set their own thread count still do."""
+    """Under pytest-xdist (pyproject's `-n auto`: one worker a core) each worker takes one torch
+    thread, and so do the runs its tests start, instead of every process taking every core. Tests
+    that set their own thread count still do."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
         os.environ.setdefault("OMP_NUM_THREADS", "1")

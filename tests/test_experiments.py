@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from experiments.analysis import registry, report
+from experiments.paths import EVIDENCE_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -141,19 +142,17 @@ def test_mini_scale_runs_one_epoch(compose, name, tmp_path):
     assert (tmp_path / "run" / "metrics.csv").exists()
 
 
-# ---------------------------------------------------------------- slow: the mini claims
+# ------------------------------------ the mini claims: committed evidence; trained now (slow)
 
 # where the claims are checked: the committed evidence (default suite) or runs trained now (slow)
 CLAIMS_SOURCES = ["evidence", pytest.param("trained", marks=pytest.mark.slow)]
 
 
-def _mini_runs(experiment: str, root: Path, source: str = "trained") -> Path:
+def _mini_runs(experiment: str, root: Path, source: str) -> Path:
     """The runs root holding `experiment` at mini scale: the committed evidence for source
     "evidence"; else AGD_CLAIMS_RUNS if set, else train now with the documented command (python
     experiments/train.py -m experiment=... scale=mini)."""
     if source == "evidence":
-        from experiments.paths import EVIDENCE_DIR
-
         return EVIDENCE_DIR
     given = os.environ.get("AGD_CLAIMS_RUNS")
     if given:
