@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import REPO
 
 from agd.results import load_runs
 from experiments import pipeline, provenance, signals
+from experiments.analysis import rundata as rd
 
 QUIET = ["epochs=1", "logger=none", "progress=false", "device=cpu", "model.width=16"]
 
@@ -141,3 +143,61 @@ def test_a_run_resumed_by_other_code_says_its_code_is_mixed(compose, tmp_path, m
     facts = json.loads((run_dir / "facts.json").read_text())
     assert facts["trained_by"] == [{"commit": "a" * 40, "diff_sha256": None},
                                    {"commit": "b" * 40, "diff_sha256": "c" * 64}]
+
+
+# ---- which changes since a run's commit bear on it ----
+
+def _commit(repo: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "step")
+    return _git(repo, "rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("change, mini, small", [
+    ({"conf/scale/fig2/mini.yaml": "# @package _global_\nepochs: 5\n"}, "no", "yes"),  # the other scale's block
+    ({"conf/scale/small.yaml": "# @package _global_\nscale: small\nx: 1\n"}, "yes", "no"),
+    ({"conf/scale/fig2/small.yaml": "# @package _global_\n# a note on the budget\nepochs:   20\n"}, "yes", "yes"),
+    ({"conf/scale/fig2/small.yaml": "# @package _group_\nepochs: 20\n"}, "yes", "no"),  # the header counts
+    ({"conf/scale/fig2/small.yaml": "# @package _global_\nepochs: 20.0\n"}, "yes", "no"),
+    ({"conf/model/fcn.yaml": "width: 8\n# wider next time\n"}, "yes", "yes"),  # a comment only
+    ({"conf/model/fcn.yaml": "width: 16\n"}, "no", "no"),  # composed at every scale
+    ({"conf/scale/README.md": "how scales work\n"}, "yes", "yes"),  # Hydra reads YAML only
+    ({"conf/model/new.yaml": "width: 4\n"}, "no", "no"),
+    ({"agd/optim.py": "# a comment, but Python\n"}, "no", "no"),
+])
+def test_a_change_counts_against_the_runs_it_can_change(tmp_path, change, mini, small):
+    repo = _repo(tmp_path)
+    base = _commit(repo, {"conf/scale/fig2/mini.yaml": "# @package _global_\nepochs: 2\n",
+                          "conf/scale/fig2/small.yaml": "# @package _global_\nepochs: 20\n",
+                          "conf/scale/small.yaml": "# @package _global_\nscale: small\n",
+                          "conf/model/fcn.yaml": "width: 8\n"})
+    assert rd.same_code_as_head(base, "small", repo) == "yes"
+    _commit(repo, change)
+    rd.changed_training_files.cache_clear()
+    rd.same_code_as_head.cache_clear()
+    assert (rd.same_code_as_head(base, "mini", repo), rd.same_code_as_head(base, "small", repo)) == (mini, small)
+    assert rd.same_code_as_head(base, None, repo) == ("yes" if mini == small == "yes" else "no")
+    assert rd.same_code_as_head("f" * 40, "small", repo) == "unknown"  # a commit git does not have
+
+
+def test_no_config_reaches_another_scales_block():
+    """What lets a change to one scale's files leave the other scales' evidence standing: Hydra
+    reaches conf/scale/ only through defaults lists, and every entry there that names the scale
+    group picks it by ${scale} (experiments) or is config.yaml's default `scale: mini`, which the
+    command line's scale= replaces."""
+    for path in sorted((REPO / "conf").rglob("*.yaml")):
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", []) if path.read_text().strip() else []
+        for entry in defaults:
+            items = entry.items() if isinstance(entry, dict) else [(entry, None)]
+            for key, value in items:
+                key = str(key).removeprefix("override ").strip()
+                if "scale" not in key.split("@")[0].split("/"):
+                    continue
+                where = f"{path.relative_to(REPO)}: {entry}"
+                if path == REPO / "conf" / "config.yaml":
+                    assert (key, value) == ("scale", "mini"), where
+                else:
+                    assert path.parent.name == "experiment" and value == "${scale}", where

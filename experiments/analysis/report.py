@@ -306,8 +306,11 @@ def build(root: Path) -> tuple[str, list[dict]]:
         "## Run groups behind these numbers", "",
         "Budget: `as declared` when every run has the epochs and seeds its experiment declares and no other "
         "override; otherwise what differs. Precision as the runs recorded it. Commit: the one that trained the "
-        "runs (several: each with its runs); code as at HEAD: `yes` when that commit's agd/, conf/ and "
-        "experiments/ (the results layer and benchmarks aside) are HEAD's and the tree was clean, `not "
+        "runs (several: each with its runs); code as at HEAD: `yes` when the tree was clean and no file "
+        "changed since that commit can change the runs: nothing under agd/ or experiments/ (the results layer "
+        "and benchmarks aside), and under conf/ no YAML file of the group's scale (conf/scale/<other "
+        "scale>.yaml and conf/scale/*/<other scale>.yaml are not read) whose parsed content or `# @package` "
+        "header differs; `not "
         "recorded` for runs made before runs recorded their commit, `unknown` where git cannot say.", "",
         *group_lines(root, groups), "",
         "## Beyond the paper: AGD against parameter-free peers", "",

@@ -40,6 +40,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from agd.results import SUMMARY_FILE, load_runs, read_json
 from experiments import paths
@@ -226,16 +228,67 @@ def tuned(rows: pd.DataFrame, opt: str) -> pd.DataFrame:
 GIT_TIMEOUT_S = 30.0
 
 
+SCALES = ("mini", "small", "paper")
+_SCALE_FILE = re.compile(r"conf/scale/(?:[^/]+/)?(?P<scale>[^/]+)\.yaml")
+
+
+def _git_out(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=GIT_TIMEOUT_S)
+
+
 @cache
-def same_code_as_head(commit: str) -> str:
-    """'yes' when the training code (TRAINING_CODE) at `commit` is the code at HEAD, 'no' when it
-    differs, 'unknown' when git cannot say (no git, not a checkout, a commit it does not have)."""
+def changed_training_files(commit: str, repo: Path = paths.REPO_ROOT) -> tuple[str, ...] | None:
+    """The training-code files (TRAINING_CODE) that differ between `commit` and HEAD; None when
+    git cannot say (no git, not a checkout, a commit it does not have)."""
     try:
-        done = subprocess.run(["git", "-C", str(paths.REPO_ROOT), "diff", "--quiet", commit, "HEAD", "--",
-                               *TRAINING_CODE], capture_output=True, timeout=GIT_TIMEOUT_S)
+        done = _git_out(repo, "diff", "--name-only", "--no-renames", commit, "HEAD", "--", *TRAINING_CODE)
     except (OSError, subprocess.TimeoutExpired):  # no git binary, or a hung repository: git cannot say
+        return None
+    if done.returncode != 0:
+        return None
+    return tuple(sorted(line for line in done.stdout.decode(errors="replace").splitlines() if line))
+
+
+def _yaml_at(repo: Path, rev: str, path: str) -> tuple[list[str], str] | None:
+    """(the `# @` header lines Hydra reads, the content as OmegaConf parses it) of `path` at `rev`;
+    None where the file is absent there."""
+    done = _git_out(repo, "show", f"{rev}:{path}")
+    if done.returncode != 0:
+        return None
+    text = done.stdout.decode(errors="replace")
+    header = [line.strip() for line in text.splitlines() if line.strip().startswith("# @")]
+    try:
+        return header, repr(OmegaConf.to_container(OmegaConf.create(text)))  # repr: 20 and 20.0 differ
+    except (yaml.YAMLError, OmegaConfBaseException):  # a file Hydra cannot read: compare its text
+        return header, text
+
+
+def bears_on(path: str, scale: str | None, commit: str, repo: Path = paths.REPO_ROOT) -> bool:
+    """Whether a training-code file that changed between `commit` and HEAD can change what a run at
+    `scale` computes. Under conf/ Hydra reads YAML files only, and only those of the run's scale
+    among the scale files (conf/scale/<scale>.yaml, conf/scale/<experiment>/<scale>.yaml: an
+    experiment picks its block by ${scale}; tests/test_provenance.py checks that no file names
+    another scale's); a YAML file whose content and `# @package` header parse the same at both commits
+    (comments, layout) changes nothing. Everything else bears on it."""
+    if not path.startswith("conf/"):
+        return True
+    if not path.endswith(".yaml"):
+        return False
+    match = _SCALE_FILE.fullmatch(path)
+    if match and scale in SCALES and match["scale"] in SCALES and match["scale"] != scale:
+        return False
+    before, after = _yaml_at(repo, commit, path), _yaml_at(repo, "HEAD", path)
+    return before is None or after is None or before != after
+
+
+@cache
+def same_code_as_head(commit: str, scale: str | None = None, repo: Path = paths.REPO_ROOT) -> str:
+    """'yes' when no training-code file (TRAINING_CODE) that differs between `commit` and HEAD
+    bears on a run at `scale` (`bears_on`), 'no' when one does, 'unknown' when git cannot say."""
+    changed = changed_training_files(commit, repo)
+    if changed is None:
         return "unknown"
-    return {0: "yes", 1: "no"}.get(done.returncode, "unknown")
+    return "no" if any(bears_on(path, scale, commit, repo) for path in changed) else "yes"
 
 
 def _flag(value) -> bool:
@@ -254,7 +307,8 @@ def run_code(run: pd.Series) -> str:
         return "no (uncommitted changes)"
     if _flag(run.get("mixed_code")):
         return "no (several commits)"
-    return same_code_as_head(str(commit))
+    scale = run.get("scale")
+    return same_code_as_head(str(commit), None if scale is None or pd.isna(scale) else str(scale))
 
 
 def group_code(df: pd.DataFrame) -> tuple[str, str]:
