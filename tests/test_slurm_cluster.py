@@ -156,12 +156,23 @@ def _job_log(runs: Path, job_id: str) -> str:
     return path.read_text(errors="replace") if path else ""
 
 
-def _accounting(cluster: dict, array_id: str) -> dict[int, tuple[str, str]]:
-    """{task: (State, ExitCode)} as slurmdbd recorded them (a lone job is task 0)."""
-    out = _slurm(cluster, "sacct", "-X", "-n", "-P", "-j", array_id, "-o", "JobID,State,ExitCode")
-    rows = [line.split("|") for line in out.splitlines() if line.strip()]
-    return {int(job.partition("_")[2] or 0): (state.split()[0], code) for job, state, code in rows
-            if job.partition("_")[2].isdigit() or job.isdigit()}
+UNFINISHED = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED"}
+
+
+def _accounting(cluster: dict, array_id: str, timeout: float = 60) -> dict[int, tuple[str, str]]:
+    """{task: (State, ExitCode)} as slurmdbd recorded them once every task has ended (a lone job is
+    task 0). The launcher may read a task's result before SLURM has closed the task (its process
+    is still exiting, or slurmdbd has not been told yet), so this waits up to `timeout` s for the
+    record to leave the unfinished states; what it has then is returned as it is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = _slurm(cluster, "sacct", "-X", "-n", "-P", "-j", array_id, "-o", "JobID,State,ExitCode")
+        rows = [line.split("|") for line in out.splitlines() if line.strip()]
+        states = {int(job.partition("_")[2] or 0): (state.split()[0], code) for job, state, code in rows
+                  if job.partition("_")[2].isdigit() or job.isdigit()}
+        if (states and not any(state in UNFINISHED for state, _ in states.values())) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 class Releaser(threading.Thread):
