@@ -189,7 +189,7 @@ def test_no_config_reaches_another_scales_block():
     group picks it by ${scale} (experiments) or is config.yaml's default `scale: mini`, which the
     command line's scale= replaces."""
     for path in sorted((REPO / "conf").rglob("*.yaml")):
-        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", []) if path.read_text().strip() else []
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])  # an empty file loads as None
         for entry in defaults:
             items = entry.items() if isinstance(entry, dict) else [(entry, None)]
             for key, value in items:
