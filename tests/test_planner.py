@@ -100,8 +100,8 @@ def test_a_dry_run_prints_the_bill_and_creates_nothing(tmp_path, capsys, monkeyp
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| figure / launch | runs | epochs | optimiser steps | seen | wall time here |")
-    # showcase-a at mini: 9 runs of 60 epochs of 32 steps (4,000 MNIST-1D samples, batch 128)
-    assert rows[1].startswith("| **showcase_a** | 9 | 60 | 17.3k | 2.2M samples | ")
+    # showcase-a at mini: 9 runs of 30 epochs of 32 steps (4,000 MNIST-1D samples, batch 128)
+    assert rows[1].startswith("| **showcase_a** | 9 | 30 | 8.6k | 1.1M samples | ")
     assert "(estimate) |" in rows[1] and rows[-1].startswith("| **total** (each experiment once) | 9 |")
     assert not root.exists()
 

@@ -112,14 +112,14 @@ def test_mixed_budgets_are_labelled_on_the_figure(tmp_path, monkeypatch):
 
 
 def test_budget_against_the_declared_experiment(tmp_path):
-    """fig2 at mini scale declares 20 epochs: a 4-epoch run named with the extra override is
-    flagged for both; the double-budget group expects seed 0 at 40 epochs."""
+    """fig2 at mini scale declares 10 epochs: a 4-epoch run named with the extra override is
+    flagged for both; the double-budget group expects seed 0 at 20 epochs."""
     root = tmp_path / "runs"
     make_run(root, "fig2_mini", "epochs=4,optimizer=agd", epochs=4, depth=8)
     problems = rd.budget_problems(rd.load_group("fig2_mini", root), "fig2_mini")
-    assert problems[0] == "epochs 4, declared 20"
+    assert problems[0] == "epochs 4, declared 10"
     assert problems[-1] == "overrides not in the experiment: epochs=4"
-    make_run(root, "fig2_mini_x2", "epochs=40,optimizer=agd", epochs=40, depth=8, seed=0)
+    make_run(root, "fig2_mini_x2", "epochs=20,optimizer=agd", epochs=20, depth=8, seed=0)
     assert rd.budget_problems(rd.load_group("fig2_mini_x2", root), "fig2_mini_x2") == []
 
 
